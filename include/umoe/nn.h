@@ -1,0 +1,96 @@
+/* nn.h - the engine's kernels (float32, row-major, contiguous). Convention (DESIGN.md):
+ *   <op>_forward(out, in, weights..., dims)      overwrites out
+ *   <op>_backward(dinp, dweight, dout, saved..., dims)   ACCUMULATES (+=) into every d* buffer; a NULL
+ *                                                         d* pointer means "not needed"
+ * Each optimised kernel has a _naive twin with the same signature that the tests compare against.
+ * Dimension letters: N rows (= B*T tokens), C in-features, O out-features, T seq, H heads, D head dim,
+ * E experts, K top-k, F FFN width, V vocab. Threads: OpenMP inside a kernel, BLAS single-threaded inside
+ * our own parallel regions (never nested). */
+#ifndef UMOE_NN_H
+#define UMOE_NN_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* out (N,O) = in (N,C) @ w(O,C)^T + bias (O) [bias may be NULL]. OpenBLAS sgemm. */
+void matmul_forward(float *out, const float *in, const float *w, const float *bias, size_t N, size_t C, size_t O);
+void matmul_forward_naive(float *out, const float *in, const float *w, const float *bias, size_t N, size_t C, size_t O);
+/* din (N,C) += dout @ w; dw (O,C) += dout^T @ in; dbias (O) += sum_rows dout. */
+void matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
+                     size_t N, size_t C, size_t O);
+void matmul_backward_naive(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
+                           size_t N, size_t C, size_t O);
+
+/* RMSNorm: out = in / sqrt(mean(in^2) + eps) * w. rstd (N) saved for backward. */
+void rmsnorm_forward(float *out, float *rstd, const float *in, const float *w, size_t N, size_t C, float eps);
+void rmsnorm_backward(float *din, float *dw, const float *dout, const float *in, const float *w, const float *rstd,
+                      size_t N, size_t C);
+
+/* RoPE, rotate-half convention (HF Llama/DeepSeek): for each head vector x of dim D (even), split into halves
+ * x1 = x[0:D/2], x2 = x[D/2:D]; with angle a_i = pos * theta^(-2i/D):
+ *   out1 = x1 cos a - x2 sin a ;  out2 = x2 cos a + x1 sin a.
+ * x is (B, T, H, stride) and the rotary part is the D elements starting at column `off` of each head row
+ * (so MLA's rope slice can be rotated in place). pos = t. In-place allowed (out == in). */
+void rope_forward(float *out, const float *in, size_t B, size_t T, size_t H, size_t stride, size_t off, size_t D,
+                  float theta);
+void rope_backward(float *din, const float *dout, size_t B, size_t T, size_t H, size_t stride, size_t off, size_t D,
+                   float theta);
+
+/* Causal attention. q (B,T,H,Dk), k (B,T,Hk,Dk), v (B,T,Hk,Dv), H % Hk == 0 (GQA: head h uses kv head
+ * h / (H/Hk)); out (B,T,H,Dv); lse (B,H,T) log-sum-exp of the scaled scores, saved for backward.
+ * scale usually 1/sqrt(Dk). MLA uses Dk != Dv and Hk == H. */
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
+                       size_t H, size_t Hk, size_t Dk, size_t Dv, float scale);
+void attention_forward_naive(float *out, float *lse, const float *q, const float *k, const float *v, size_t B,
+                             size_t T, size_t H, size_t Hk, size_t Dk, size_t Dv, float scale);
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, size_t B, size_t T, size_t H, size_t Hk,
+                        size_t Dk, size_t Dv, float scale);
+
+/* SwiGLU: out = silu(g) * u, elementwise over n values. */
+void swiglu_forward(float *out, const float *g, const float *u, size_t n);
+void swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n);
+
+/* Router. logits (N,E) -> scores (N,E) (softmax over E, or sigmoid). Selection uses scores + bias (bias (E) may be
+ * NULL; aux-loss-free balancing); weights use the unbiased scores: w_j = score[idx_j], renormalised over the
+ * top-k when norm_topk (w_j / sum w), then multiplied by scale. Ties broken by the lower expert id.
+ * idx (N,K) int32, w (N,K). */
+enum { NN_SCORE_SOFTMAX = 0, NN_SCORE_SIGMOID = 1 };
+void router_forward(float *scores, int32_t *idx, float *w, const float *logits, const float *bias, size_t N, size_t E,
+                    size_t K, int score_kind, int norm_topk, float scale);
+/* dlogits (N,E) += d(loss)/d(logits) through w (given dw (N,K)) and through dscores (N,E) (may be NULL; used by
+ * the aux loss which reads the scores directly). */
+void router_backward(float *dlogits, const float *dw, const float *dscores, const float *scores, const int32_t *idx,
+                     const float *w, size_t N, size_t E, size_t K, int score_kind, int norm_topk, float scale);
+
+/* MoE dispatch bookkeeping (counting sort of token-assignments by expert, stable in assignment order).
+ * idx (N,K): assignment a = n*K + j goes to expert idx[a]. counts (E), offsets (E+1), order (N*K): order[r] =
+ * the assignment placed at row r of the grouped buffer (rows of expert e are offsets[e]..offsets[e+1]-1). */
+void moe_group(int32_t *counts, int32_t *offsets, int32_t *order, const int32_t *idx, size_t N, size_t K, size_t E);
+/* rows (N*K, C): rows[r] = x[order[r] / K]. Backward: dx[order[r]/K] += drows[r]. */
+void moe_permute_forward(float *rows, const float *x, const int32_t *order, size_t NK, size_t K, size_t C);
+void moe_permute_backward(float *dx, const float *drows, const int32_t *order, size_t NK, size_t K, size_t C);
+/* out (N,C) += sum_j w[a] * rows[row_of(a)], row_of = inverse of order. Backward: drows[r] += w[a] * dout[n];
+ * dw[a] += dot(dout[n], rows[r]). out accumulates so shared experts/residuals can share the buffer. */
+void moe_unpermute_forward(float *out, const float *rows, const float *w, const int32_t *order, size_t NK, size_t K,
+                           size_t C);
+void moe_unpermute_backward(float *drows, float *dw, const float *dout, const float *rows, const float *w,
+                            const int32_t *order, size_t NK, size_t K, size_t C);
+
+/* Embedding: out (N,C) = wte[tokens[n]]; backward dwte[tokens[n]] += dout[n]. */
+void embedding_forward(float *out, const int32_t *tokens, const float *wte, size_t N, size_t C);
+void embedding_backward(float *dwte, const float *dout, const int32_t *tokens, size_t N, size_t C);
+
+/* Cross-entropy of logits (N,V) against targets (N); losses (N) natural-log. Backward: dlogits += (softmax -
+ * onehot) * dloss[n]. targets < 0 are ignored (loss 0, no grad). */
+void crossentropy_forward(float *losses, const float *logits, const int32_t *targets, size_t N, size_t V);
+void crossentropy_backward(float *dlogits, const float *dloss, const float *logits, const int32_t *targets, size_t N,
+                           size_t V);
+
+/* AdamW with decoupled weight decay (Loshchilov & Hutter 2019), bias-corrected; t = step starting at 1.
+ * decay (n) is a per-element mask (NULL = decay everything); p -= lr * (mhat/(sqrt(vhat)+eps) + wd*p). */
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                  float eps, float wd, int t);
+
+/* Sum of squares (double accumulation), for the global gradient norm. */
+double nn_sumsq(const float *x, size_t n);
+#endif
