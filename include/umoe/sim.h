@@ -50,6 +50,10 @@ umoe_status sim_pipeline_run(spec_schedule sched, int pp, int vpp, int n_mb, con
                              const double *w, double p2p, int record, sim_pipeline_result *out);
 void sim_pipeline_free(sim_pipeline_result *r);
 
+/* Timeline outputs of a recorded pipeline run (src/sim/trace_*.c): Chrome-trace/Perfetto JSON and SVG. */
+umoe_status sim_trace_write_chrome(const char *path, const sim_pipeline_result *p, const char *title);
+umoe_status sim_trace_write_svg(const char *path, const sim_pipeline_result *p, const char *title);
+
 /* One strategy. Returns UMOE_EINPUT (with umoe_err) when the strategy is invalid for the model/cluster. */
 umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strategy *s, const sim_options *o,
                     sim_result *r);
