@@ -87,7 +87,8 @@ void crossentropy_backward(float *dlogits, const float *dloss, const float *logi
                            size_t V);
 
 /* AdamW with decoupled weight decay (Loshchilov & Hutter 2019), bias-corrected; t = step starting at 1.
- * decay (n) is a per-element mask (NULL = decay everything); p -= lr * (mhat/(sqrt(vhat)+eps) + wd*p). */
+ * Every element is decayed by wd (call it per tensor with wd = 0 for tensors that must not decay);
+ * p -= lr * (mhat/(sqrt(vhat)+eps) + wd*p). */
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float wd, int t);
 
