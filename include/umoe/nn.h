@@ -45,6 +45,9 @@ void attention_forward_naive(float *out, float *lse, const float *q, const float
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                         const float *v, const float *out, const float *lse, size_t B, size_t T, size_t H, size_t Hk,
                         size_t Dk, size_t Dv, float scale);
+void attention_backward_naive(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                              const float *v, const float *out, const float *lse, size_t B, size_t T, size_t H,
+                              size_t Hk, size_t Dk, size_t Dv, float scale);
 
 /* SwiGLU: out = silu(g) * u, elementwise over n values. */
 void swiglu_forward(float *out, const float *g, const float *u, size_t n);

@@ -10,7 +10,7 @@
 #endif
 
 int nn_blas_solo_begin(void) {
-#ifdef UMOE_BLAS
+#if defined(UMOE_BLAS) && defined(UMOE_OPENMP)
     int n = openblas_get_num_threads();
     if (n != 1) openblas_set_num_threads(1);
     return n;
@@ -20,7 +20,7 @@ int nn_blas_solo_begin(void) {
 }
 
 void nn_blas_solo_end(int saved) {
-#ifdef UMOE_BLAS
+#if defined(UMOE_BLAS) && defined(UMOE_OPENMP)
     if (saved != 1) openblas_set_num_threads(saved);
 #else
     (void)saved;
@@ -70,6 +70,7 @@ void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const fl
 #else
     long m = (long)M;
     int par = !nn_in_parallel() && M * N * (K + 1) > 32768;
+    (void)par; /* unused when built without OpenMP */
 #pragma omp parallel for schedule(static) if (par)
     for (long i = 0; i < m; i++) gemm_row(ta, tb, (size_t)i, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
