@@ -10,11 +10,14 @@
  *     half (forward 2*B*H*T*(T+1)/2*(Dk+Dv), backward 2x forward for the GEMMs it recomputes plus dq/dk/dv:
  *     counted as 2.5x forward, as FlashAttention-2 does).
  * Each figure is the best of repeated runs lasting at least BENCH_MIN_S seconds.
+ * If OpenBLAS picked kernels older than the CPU (nn_blas_better_coretype), it re-runs itself with
+ * OPENBLAS_CORETYPE set; run it with OPENBLAS_CORETYPE=Prescott to see the untuned figures.
  * Usage: build/bench/bench_nn [threads...]   (default: 1 2) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "umoe/common.h"
 #include "umoe/nn.h"
 #ifdef UMOE_OPENMP
@@ -126,6 +129,16 @@ static void run_at_bwd(void *p) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenBLAS chooses its kernels when loaded: if it picked an older family than this CPU supports, run
+     * again with OPENBLAS_CORETYPE set (once: the variable is then present) */
+    const char *better = nn_blas_better_coretype();
+    if (better && !getenv("OPENBLAS_CORETYPE")) {
+        fprintf(stderr, "bench_nn: OpenBLAS chose %s kernels; re-running with OPENBLAS_CORETYPE=%s\n",
+                nn_blas_corename(), better);
+        setenv("OPENBLAS_CORETYPE", better, 1);
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "bench_nn: re-exec failed; continuing with %s\n", nn_blas_corename());
+    }
     int threads[8] = {1, 2}, nt = 2;
     if (argc > 1) { nt = 0; for (int i = 1; i < argc && nt < 8; i++) threads[nt++] = atoi(argv[i]); }
     umoe_rng r; umoe_rng_seed(&r, 7);
@@ -134,7 +147,7 @@ int main(int argc, char **argv) {
 #else
     const char *blas = "no BLAS (loop fallback)";
 #endif
-    printf("bench_nn: float32 kernels, %s\n", blas);
+    printf("bench_nn: float32 kernels, %s, kernels %s\n", blas, nn_blas_corename());
     /* square peak */
     size_t S = 2048;
     mm_ctx sq = {.a = randv(&r, S * S, 1), .b = randv(&r, S * S, 1), .c = randv(&r, S * S, 1), .N = S, .C = S, .O = S};

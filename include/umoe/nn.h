@@ -97,4 +97,13 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
 
 /* Sum of squares (double accumulation), for the global gradient norm. */
 double nn_sumsq(const float *x, size_t n);
+
+/* BLAS in use: the OpenBLAS kernel family ("SkylakeX", "Haswell", ...; "none" without BLAS). OpenBLAS 0.3.21
+ * does not recognise recent Xeons (e.g. family 6 model 207) and falls back to its SSE3 "Prescott" kernels,
+ * about 7x slower than its AVX-512 ones on this machine. nn_blas_better_coretype returns the value for the
+ * environment variable OPENBLAS_CORETYPE that selects the right kernels ("SkylakeX" with AVX-512, "Haswell"
+ * with AVX2) when the kernel in use is an older family than the CPU supports, else NULL. OpenBLAS reads the
+ * variable only when it is loaded, so a program sets it and re-executes itself (bench/bench_nn.c does). */
+const char *nn_blas_corename(void);
+const char *nn_blas_better_coretype(void);
 #endif
