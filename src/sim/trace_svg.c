@@ -49,8 +49,10 @@ umoe_status sim_trace_write_svg(const char *path, const sim_pipeline_result *p, 
     trace_buf_printf(&t, "</text>\n<text x=\"%d\" y=\"38\">step %.6g %s, bubble %.2f%%, %d devices, %d ops</text>\n",
                      SVG_LEFT, p->makespan / unit, uname, 100.0 * p->bubble_frac, nd, p->n_events);
     /* legend */
-    const char *kinds = "FBW", *knames[3] = {"forward", "backward (input)", "weight gradient"};
-    for (int k = 0; k < 3; k++) {
+    int has_w = 0;
+    for (int i = 0; i < p->n_events && !has_w; i++) has_w = p->events[i].kind == 'W';
+    const char *kinds = "FBW", *knames[3] = {"forward", has_w ? "backward (input)" : "backward", "weight gradient"};
+    for (int k = 0; k < 2 + has_w; k++) {
         int x = SVG_W - SVG_RIGHT - 390 + k * 130;
         trace_buf_printf(&t, "<rect class=\"legend\" x=\"%d\" y=\"28\" width=\"12\" height=\"12\" fill=\"%s\"/>"
                              "<text x=\"%d\" y=\"38\">%c: %s</text>\n",
