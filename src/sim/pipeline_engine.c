@@ -7,8 +7,9 @@
  *            F(v, m); every B also needs its own F(v, m);
  *   W(v, m): B(v, m) finished (same device).
  * Sends are asynchronous: p2p is a latency on the edge, the sender is not busy during it.
- * The simulation sweeps the devices, running each as far as its next op's dependency is known, until every
- * program is done; a sweep that runs nothing means the program deadlocks (an internal error).
+ * A work list of devices drives it: a device runs as far as its next op's inputs are known; when an op
+ * ends, the device that may wait for it is put back on the list. Ops left when the list is empty mean the
+ * program deadlocks (an internal error).
  *
  * Results (see docs/pipeline.md):
  *   makespan     = the last op's end (the first forward starts at 0), seconds;
@@ -80,8 +81,8 @@ static umoe_status check_args(spec_schedule sched, int pp, int vpp, int n_mb, co
     if (pp < 1 || pp > 1024) return umoe_fail("pipeline: pp = %d; allowed: 1..1024", pp);
     if (vpp < 1) return umoe_fail("pipeline: vpp = %d; allowed: >= 1", vpp);
     if (n_mb < 1) return umoe_fail("pipeline: %d micro-batches; allowed: >= 1", n_mb);
-    if ((long long)pp * vpp * n_mb > 50000000LL)
-        return umoe_fail("pipeline: pp*vpp*micro-batches = %lld is too large to simulate; allowed: <= 5e7",
+    if ((long long)pp * vpp * n_mb > 4000000LL)
+        return umoe_fail("pipeline: pp*vpp*micro-batches = %lld is too large to simulate; allowed: <= 4e6",
                          (long long)pp * vpp * n_mb);
     if (sched != SPEC_SCHED_INTERLEAVED && vpp != 1)
         return umoe_fail("pipeline: schedule %s with vpp = %d; allowed: vpp = 1 (virtual stages need schedule "
@@ -133,9 +134,9 @@ umoe_status sim_pipeline_run(spec_schedule sched, int pp, int vpp, int n_mb, con
     int V = dual ? 2 * pp : pp * vpp;
     int per_dev = 3 * vpp * n_mb; /* program capacity per device (F + B + W of every (v on d, mb)) */
     size_t n_vm = (size_t)V * (size_t)n_mb;
-    /* One workspace: times (3 V n doubles), device state (cursor, end, free, busy, inflight), layout (4 V
-     * ints), programs (pp * per_dev ops), DualPipe W queue (n ints). */
-    size_t sz_t = 3 * n_vm * sizeof(double), sz_dev = (size_t)pp * (2 * sizeof(double) + 3 * sizeof(int));
+    /* One workspace: times (3 V n doubles), device state (free, busy, cursor, end, inflight, work list),
+     * layout (4 V ints), programs (pp * per_dev ops), DualPipe W queue (n ints). */
+    size_t sz_t = 3 * n_vm * sizeof(double), sz_dev = (size_t)pp * (2 * sizeof(double) + 5 * sizeof(int));
     size_t sz_lay = 4 * (size_t)V * sizeof(int), sz_ops = (size_t)pp * per_dev * sizeof(pipe_op);
     size_t sz_q = (size_t)n_mb * sizeof(int);
     size_t bytes = sz_t + sz_dev + sz_lay + sz_ops + sz_q;
@@ -145,7 +146,8 @@ umoe_status sim_pipeline_run(spec_schedule sched, int pp, int vpp, int n_mb, con
     s.split_w = w && (sched == SPEC_SCHED_ZB1P || sched == SPEC_SCHED_DUALPIPE);
     s.tf = (double *)p; s.tb = s.tf + n_vm; s.tw = s.tb + n_vm; p += sz_t;
     double *dfree = (double *)p, *busy = dfree + pp; p += (size_t)pp * 2 * sizeof(double);
-    int *cur = (int *)p, *end = cur + pp, *inflight = end + pp; p += (size_t)pp * 3 * sizeof(int);
+    int *cur = (int *)p, *end = cur + pp, *inflight = end + pp, *stack = inflight + pp, *queued = stack + pp;
+    p += (size_t)pp * 5 * sizeof(int);
     s.dev = (int *)p; s.cost = s.dev + V; s.prev = s.cost + V; s.next = s.prev + V; p += sz_lay;
     pipe_op *ops = (pipe_op *)p; p += sz_ops;
     int *queue = (int *)p;
@@ -168,61 +170,67 @@ umoe_status sim_pipeline_run(spec_schedule sched, int pp, int vpp, int n_mb, con
         cur[d] = n_ops;
         end[d] = n_ops + k;
         dfree[d] = busy[d] = 0.0;
-        inflight[d] = 0;
+        inflight[d] = queued[d] = 0;
         n_ops += k;
     }
     sim_event *ev = NULL;
     if (record) ev = umoe_malloc((size_t)n_ops * sizeof *ev, "pipeline events");
 
-    int left = n_ops;
-    while (left > 0) {
-        int ran = 0;
-        for (int d = 0; d < pp; d++) {
-            while (cur[d] < end[d]) {
-                pipe_op o = ops[cur[d]];
-                double r = pipe_ready(&s, o);
-                if (r >= 0 && o.join) {
-                    UMOE_ASSERT(cur[d] + 1 < end[d]);
-                    double r2 = pipe_ready(&s, ops[cur[d] + 1]);
-                    /* the fused B's own F is never this F, so -1 only means its input has not arrived */
-                    r = r2 < 0 ? -1.0 : (r2 > r ? r2 : r);
-                }
-                if (r < 0) break;
-                double t0 = r > dfree[d] ? r : dfree[d], dur = pipe_cost(&s, o), t1 = t0 + dur;
-                size_t i = (size_t)o.v * (size_t)n_mb + (size_t)o.mb;
-                if (o.kind == PIPE_F) {
-                    s.tf[i] = t1;
-                    if (++inflight[d] > out->peak_inflight[d]) out->peak_inflight[d] = inflight[d];
-                } else if (o.kind == PIPE_B) {
-                    s.tb[i] = t1;
-                    inflight[d]--;
-                } else {
-                    s.tw[i] = t1;
-                }
-                dfree[d] = t1;
-                busy[d] += dur;
-                if (ev) {
-                    sim_event *e = &ev[cur[d]];
-                    e->device = d;
-                    e->chunk = o.v / pp; /* interleaved: model chunk; DualPipe: direction; else 0 */
-                    e->mb = o.mb;
-                    e->kind = "FBW"[o.kind];
-                    e->t0 = t0;
-                    e->t1 = t1;
-                }
-                cur[d]++;
-                left--;
-                ran++;
+    /* Work list of devices that may be able to run: all of them at first; then, whenever an op ends, the
+     * devices whose next op can depend on it (the next stage's device after an F, the previous stage's
+     * after a B). Each device runs until its next op's inputs are unknown. O(ops) in total. */
+    int n_stack = 0, left = n_ops;
+    for (int d = pp - 1; d >= 0; d--) { stack[n_stack++] = d; queued[d] = 1; }
+    while (n_stack > 0) {
+        int d = stack[--n_stack];
+        queued[d] = 0;
+        while (cur[d] < end[d]) {
+            pipe_op o = ops[cur[d]];
+            double r = pipe_ready(&s, o);
+            if (r >= 0 && o.join) {
+                UMOE_ASSERT(cur[d] + 1 < end[d]);
+                double r2 = pipe_ready(&s, ops[cur[d] + 1]);
+                /* the fused B's own F is never this F, so -1 only means its input has not arrived */
+                r = r2 < 0 ? -1.0 : (r2 > r ? r2 : r);
             }
+            if (r < 0) break;
+            double t0 = r > dfree[d] ? r : dfree[d], dur = pipe_cost(&s, o), t1 = t0 + dur;
+            size_t i = (size_t)o.v * (size_t)n_mb + (size_t)o.mb;
+            int wake = -1;
+            if (o.kind == PIPE_F) {
+                s.tf[i] = t1;
+                if (++inflight[d] > out->peak_inflight[d]) out->peak_inflight[d] = inflight[d];
+                if (s.next[o.v] >= 0) wake = s.dev[s.next[o.v]];
+            } else if (o.kind == PIPE_B) {
+                s.tb[i] = t1;
+                inflight[d]--;
+                if (s.prev[o.v] >= 0) wake = s.dev[s.prev[o.v]];
+            } else {
+                s.tw[i] = t1;
+            }
+            if (wake >= 0 && wake != d && !queued[wake]) { stack[n_stack++] = wake; queued[wake] = 1; }
+            dfree[d] = t1;
+            busy[d] += dur;
+            if (ev) {
+                sim_event *e = &ev[cur[d]];
+                e->device = d;
+                e->chunk = o.v / pp; /* interleaved: model chunk; DualPipe: direction; else 0 */
+                e->mb = o.mb;
+                e->kind = "FBW"[o.kind];
+                e->t0 = t0;
+                e->t1 = t1;
+            }
+            cur[d]++;
+            left--;
         }
-        if (!ran) {
-            if (ev) umoe_free(ev, (size_t)n_ops * sizeof *ev);
-            umoe_free(ws, bytes);
-            memset(out, 0, sizeof *out);
-            umoe_fail("pipeline: internal error: schedule %s deadlocked (pp=%d vpp=%d n_mb=%d)",
-                      sched_names[sched], pp, vpp, n_mb);
-            return UMOE_EFAIL;
-        }
+    }
+    if (left > 0) {
+        if (ev) umoe_free(ev, (size_t)n_ops * sizeof *ev);
+        umoe_free(ws, bytes);
+        memset(out, 0, sizeof *out);
+        umoe_fail("pipeline: internal error: schedule %s deadlocked (pp=%d vpp=%d n_mb=%d)", sched_names[sched],
+                  pp, vpp, n_mb);
+        return UMOE_EFAIL;
     }
 
     double makespan = 0.0, busiest = 0.0;
