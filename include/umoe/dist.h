@@ -70,6 +70,9 @@ uint64_t dist_hash_self_exe(void);
  * Otherwise UMOE_EINPUT on every rank; rank 0 names the ranks whose hash differs from rank 0's in umoe_err
  * and logs it. `what` names the thing hashed ("config", "binary"). A caller exits UMOE_EXIT_INPUT on all ranks. */
 umoe_status dist_check_hash(MPI_Comm comm, uint64_t hash, const char *what);
+/* Start-up check over d->world: this executable's hash, then config_hash (e.g. dist_hash_file of the model
+ * config, chained with the command line). */
+umoe_status dist_check_startup(const dist_ctx *d, uint64_t config_hash);
 
 /* ---------------------------------------------------------------- grow-only buffers (dropless) */
 typedef struct {
@@ -126,14 +129,21 @@ const int32_t *ep_plan_recv_offsets(const ep_plan *p); /* (n_local + 1): rows of
 const int32_t *ep_plan_recv_counts(const ep_plan *p);  /* (E, n_local): rows from source s for local expert j */
 const ep_traffic *ep_plan_traffic_last(const ep_plan *p);  /* the last exchange (and plan build meta bytes) */
 const ep_traffic *ep_plan_traffic_total(const ep_plan *p); /* cumulative since init */
+/* Collective over the EP group: max over its ranks of received token-assignments / mean (1 when balanced;
+ * 0 when nothing is routed). */
+umoe_status ep_plan_imbalance(const ep_plan *p, double *max_over_mean);
 
 /* Non-blocking exchange: one in flight per plan; `in` and `out` must stay untouched until ep_wait.
  *   DISPATCH / DISPATCH_ROWS: in = send rows (n_send, C), out = recv rows (n_recv, C).
  *   COMBINE: in = rows in the receive layout (n_recv, C), out = rows in the send layout (n_send, C).
- * The hierarchical DISPATCH overlaps its inter-node stage with the caller's work; its intra-node stage runs
- * inside ep_wait. */
+ * The hierarchical DISPATCH overlaps its inter-node stage with the caller's work; its intra-node stage starts in
+ * ep_progress (if called after the first stage arrived) or else in ep_wait. */
 umoe_status ep_start(ep_plan *p, ep_op op, float *out, const float *in, size_t C);
 umoe_status ep_wait(ep_plan *p);
+/* Optional, between chunks of the caller's work: lets MPI progress; for the hierarchical dispatch, starts the
+ * intra-node stage as soon as the inter-node stage has arrived, so both stages can overlap the caller's work.
+ * *done = 1 when the exchange is complete (ep_wait is still required). */
+umoe_status ep_progress(ep_plan *p, int *done);
 /* Blocking forms. Dispatch and combine are each other's backward and reuse the plan's counts. */
 umoe_status ep_dispatch_forward(ep_plan *p, float *recv, const float *send, size_t C);
 umoe_status ep_dispatch_backward(ep_plan *p, float *dsend, const float *drecv, size_t C);

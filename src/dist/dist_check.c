@@ -75,11 +75,18 @@ umoe_status dist_check_hash(MPI_Comm comm, uint64_t hash, const char *what) {
     return UMOE_EINPUT;
 }
 
+umoe_status dist_check_startup(const dist_ctx *d, uint64_t config_hash) {
+    umoe_status st = dist_check_hash(d->world, dist_hash_self_exe(), "binary");
+    return st ? st : dist_check_hash(d->world, config_hash, "config");
+}
+
 void *dist_buf_reserve(dist_buf *b, size_t bytes) {
     if (bytes <= b->cap && b->p) return b->p;
     if (bytes > b->cap) {
-        LOG_INFO("dist: %s buffer grows %zu -> %zu bytes (new high-water mark)", b->what ? b->what : "?", b->cap,
-                 bytes);
+        int rank = -1;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        LOG_INFO("dist: rank %d: %s buffer grows %zu -> %zu bytes (new high-water mark)", rank,
+                 b->what ? b->what : "?", b->cap, bytes);
         b->p = umoe_realloc(b->p, b->cap, bytes, b->what ? b->what : "dist buffer");
         b->cap = bytes;
     } else {

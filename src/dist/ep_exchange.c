@@ -126,27 +126,54 @@ umoe_status ep_start(ep_plan *p, ep_op op, float *out, const float *in, size_t C
     return UMOE_OK;
 }
 
+/* Hierarchical dispatch, after stage A arrived: the proxy expands tokens into token-assignment rows for each
+ * rank of its node and starts stage B. */
+static umoe_status hier_start_b(ep_plan *p) {
+    const size_t C = p->C, fb = C * sizeof(float);
+    size_t nb = sum(p->hb_scount, p->Pl);
+    float *sb = dist_buf_reserve(&p->b_hb_send, nb * fb);
+    float *rb = p->Pl == 1 && p->nl == 1 ? p->out : dist_buf_reserve(&p->b_hb_recv, p->n_recv * fb);
+    gather_rows(sb, p->b_ha_recv.p, p->hb_src.p, nb, C);
+    add_rows(p, p->hb_scount, p->Pl, p->d->ep_node_idx * p->Pl, 1, C);
+    DIST_MPI(MPI_Ialltoallv(sb, p->hb_scount, p->hb_sdispl, p->row, rb, p->hb_rcount, p->hb_rdispl, p->row,
+                            p->d->ep_node, &p->req));
+    p->stage = 1;
+    return UMOE_OK;
+}
+
+umoe_status ep_progress(ep_plan *p, int *done) {
+    double t0 = umoe_now();
+    int flag = 0;
+    if (!p->busy) return umoe_fail("ep exchange: ep_progress without ep_start");
+    DIST_MPI(MPI_Test(&p->req, &flag, MPI_STATUS_IGNORE));
+    if (flag && p->op == EP_OP_DISPATCH && p->kind == EP_A2A_HIER && p->stage == 0) {
+        umoe_status st = hier_start_b(p);
+        if (st) return st;
+        flag = 0;
+    }
+    if (done) *done = flag;
+    p->t_inside += umoe_now() - t0;
+    return UMOE_OK;
+}
+
 umoe_status ep_wait(ep_plan *p) {
     double t0 = umoe_now();
     if (!p->busy) return umoe_fail("ep exchange: ep_wait without ep_start");
-    const size_t C = p->C, fb = C * sizeof(float);
-    p->busy = 0;
+    const size_t C = p->C;
     DIST_MPI(MPI_Wait(&p->req, MPI_STATUS_IGNORE));
     if (p->op == EP_OP_DISPATCH && p->kind == EP_A2A_HIER) {
-        /* stage B: the proxy expands tokens into token-assignment rows for each rank of its node */
-        size_t nb = sum(p->hb_scount, p->Pl);
-        float *sb = dist_buf_reserve(&p->b_hb_send, nb * fb);
-        float *rb = p->Pl == 1 && p->nl == 1 ? p->out : dist_buf_reserve(&p->b_hb_recv, p->n_recv * fb);
-        gather_rows(sb, p->b_ha_recv.p, p->hb_src.p, nb, C);
-        add_rows(p, p->hb_scount, p->Pl, p->d->ep_node_idx * p->Pl, 1, C);
-        DIST_MPI(MPI_Alltoallv(sb, p->hb_scount, p->hb_sdispl, p->row, rb, p->hb_rcount, p->hb_rdispl, p->row,
-                               p->d->ep_node));
-        if (rb != p->out) hb_to_recv(p, p->out, rb, C);
+        if (p->stage == 0) {
+            umoe_status st = hier_start_b(p);
+            if (st) return st;
+            DIST_MPI(MPI_Wait(&p->req, MPI_STATUS_IGNORE));
+        }
+        if (!(p->Pl == 1 && p->nl == 1)) hb_to_recv(p, p->out, p->b_hb_recv.p, C);
     } else if (p->op != EP_OP_COMBINE) {
         if (p->nl != 1) stage_to_recv(p, p->out, p->b_stage.p, C);
     } else {
         if (!p->pack_identity) scatter_rows(p->out, p->b_pack.p, p->pmap.p, p->n_send, C);
     }
+    p->busy = 0;
     DIST_MPI(MPI_Type_free(&p->row));
     p->t_inside += umoe_now() - t0;
     p->last.seconds = p->t_inside;

@@ -86,6 +86,14 @@ const int32_t *ep_plan_recv_counts(const ep_plan *p) { return p->rc; }
 const ep_traffic *ep_plan_traffic_last(const ep_plan *p) { return &p->last; }
 const ep_traffic *ep_plan_traffic_total(const ep_plan *p) { return &p->total; }
 
+umoe_status ep_plan_imbalance(const ep_plan *p, double *max_over_mean) {
+    uint64_t n = p->n_recv, mx = 0, sm = 0;
+    DIST_MPI(MPI_Allreduce(&n, &mx, 1, MPI_UINT64_T, MPI_MAX, p->d->ep));
+    DIST_MPI(MPI_Allreduce(&n, &sm, 1, MPI_UINT64_T, MPI_SUM, p->d->ep));
+    *max_over_mean = sm ? (double)mx / ((double)sm / p->E) : 0.0;
+    return UMOE_OK;
+}
+
 static void prefix(int *displ, const int *count, int n) {
     int s = 0;
     for (int i = 0; i < n; i++) { displ[i] = s; s += count[i]; }

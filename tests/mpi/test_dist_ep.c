@@ -214,6 +214,19 @@ static void run_config(const cfg_t *c) {
         for (int32_t r = roff[j]; r < roff[j + 1]; r++)
             CHECK(ref_e[r] == ep_plan_local_expert(pf, j), "row %d: local expert %d, reference expert %d", r,
                   ep_plan_local_expert(pf, j), ref_e[r]);
+    /* imbalance = max / mean of received token-assignments over the EP group, against the reference */
+    double imb = -1, imb_ref = 0;
+    CHECK(ep_plan_imbalance(pf, &imb) == UMOE_OK, "imbalance: %s", umoe_err);
+    {
+        size_t mx = 0, sm = 0;
+        for (int q = 0; q < c->E; q++) {
+            size_t n = reference(c, owner, d.ep_group, q, 0, NULL, NULL);
+            mx = n > mx ? n : mx;
+            sm += n;
+        }
+        imb_ref = sm ? (double)mx / ((double)sm / c->E) : 0.0;
+    }
+    CHECK_CLOSE(imb, imb_ref, 1e-12, 0, "imbalance");
     snprintf(name, sizeof name, "ep_dispatch_flat_matches_reference%s", label);
     report(name);
 
@@ -282,6 +295,11 @@ static void run_config(const cfg_t *c) {
         CHECK(st == UMOE_OK, "start: %s", umoe_err);
         busy_work();
         CHECK(ep_start(plans[k], EP_OP_COMBINE, nbc, y, C_W) == UMOE_EINPUT, "second start while in flight accepted");
+        for (int it = 0, done = 0; it < 50 && !done && !st; it++) { /* work in chunks, letting MPI progress */
+            st = ep_progress(plans[k], &done);
+            busy_work();
+        }
+        CHECK(st == UMOE_OK, "progress: %s", umoe_err);
         st = ep_wait(plans[k]);
         CHECK(st == UMOE_OK, "wait: %s", umoe_err);
         if (nr == nref) CHECK(!memcmp(nb, ref, sizeof(float) * nr * C_W), "%s non-blocking dispatch differs",
@@ -448,6 +466,13 @@ static void test_hash_and_errors(void) {
         umoe_status st = dist_check_hash(MPI_COMM_WORLD, g_rank == 2 ? h + 1 : h, "config");
         CHECK(st == UMOE_EINPUT, "mismatch not detected on rank %d", g_rank);
         if (g_rank == 0) CHECK(strstr(umoe_err, "config mismatch") && strstr(umoe_err, "(2)"), "message: %s", umoe_err);
+    }
+    {
+        dist_ctx d0;
+        dist_config dc0 = {1, 1, 1};
+        CHECK(dist_init(&d0, &dc0) == UMOE_OK, "dist_init: %s", umoe_err);
+        CHECK(dist_check_startup(&d0, dist_hash_bytes("cfg", 3, 0)) == UMOE_OK, "startup check: %s", umoe_err);
+        dist_free(&d0);
     }
     report("dist_check_hash");
     /* MPI errors come back as a message naming rank and call, not an abort */
