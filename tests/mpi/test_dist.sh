@@ -7,6 +7,9 @@ BUILD=${BUILD:-build}
 BIN=$BUILD/mpitests/test_dist_ep
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN="mpirun --oversubscribe --bind-to none --mca btl self,vader --mca btl_vader_single_copy_mechanism none"
+# Sanitizer builds (make asan): Open MPI's dynamically loaded components leak at exit, which LeakSanitizer
+# reports from unnamed modules; our own frees are checked by the test dist_frees_everything instead.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 rc=0
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 

@@ -548,6 +548,9 @@ int main(int argc, char **argv) {
     test_allreduce(1);
     if (g_size % 2 == 0) test_allreduce(2);
     test_hash_and_errors();
+    /* every plan, buffer and communicator table freed: the counted allocator is back to zero */
+    CHECK(umoe_alloc_current() == 0, "%zu bytes still allocated through umoe_malloc", umoe_alloc_current());
+    report("dist_frees_everything");
     MPI_Finalize();
     return t_failed ? 1 : 0;
 }
