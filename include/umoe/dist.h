@@ -73,6 +73,9 @@ umoe_status dist_check_hash(MPI_Comm comm, uint64_t hash, const char *what);
 /* Start-up check over d->world: this executable's hash, then config_hash (e.g. dist_hash_file of the model
  * config, chained with the command line). */
 umoe_status dist_check_startup(const dist_ctx *d, uint64_t config_hash);
+/* For a failure every rank saw (a status from the checks above, a bad layout): MPI_Finalize, then exit(code)
+ * (UMOE_EXIT_INPUT for bad input). A failure only some ranks saw must use MPI_Abort instead. */
+void dist_finalize_exit(int code) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------- grow-only buffers (dropless) */
 typedef struct {
@@ -98,8 +101,9 @@ typedef struct {
     uint64_t row_bytes_intra, row_bytes_inter;   /* row payload sent to ranks on this node / on other nodes */
     uint64_t meta_bytes_intra, meta_bytes_inter; /* counts and index lists sent when building plans */
     uint64_t calls;                               /* exchanges (dispatch or combine) */
-    double seconds;                               /* wall time inside exchanges (start + wait) */
+    double seconds; /* wall time inside ep_start/ep_progress/ep_wait: the communication left exposed */
 } ep_traffic;
+/* ep_plan_traffic_last: row fields and seconds of the last exchange, meta fields of the last plan build. */
 
 /* Which exchange. DISPATCH: rows are copies of their tokens (several token-assignments of one token carry the
  * same row), so the hierarchical plan may send one copy per token per node. DISPATCH_ROWS: every row distinct
@@ -127,7 +131,7 @@ int ep_plan_n_local(const ep_plan *p);            /* local experts */
 int ep_plan_local_expert(const ep_plan *p, int j); /* expert id of local expert j (ascending) */
 const int32_t *ep_plan_recv_offsets(const ep_plan *p); /* (n_local + 1): rows of local expert j in recv */
 const int32_t *ep_plan_recv_counts(const ep_plan *p);  /* (E, n_local): rows from source s for local expert j */
-const ep_traffic *ep_plan_traffic_last(const ep_plan *p);  /* the last exchange (and plan build meta bytes) */
+const ep_traffic *ep_plan_traffic_last(const ep_plan *p);  /* see ep_traffic */
 const ep_traffic *ep_plan_traffic_total(const ep_plan *p); /* cumulative since init */
 /* Collective over the EP group: max over its ranks of received token-assignments / mean (1 when balanced;
  * 0 when nothing is routed). */

@@ -3,6 +3,7 @@
  * mismatched binaries or configs across ranks are an input error, not a hang).
  * Does not: exit or abort (callers decide; see docs/dist.md). */
 #ifdef UMOE_MPI
+#include <stdlib.h>
 #include <string.h>
 #include "umoe/dist.h"
 
@@ -78,6 +79,13 @@ umoe_status dist_check_hash(MPI_Comm comm, uint64_t hash, const char *what) {
 umoe_status dist_check_startup(const dist_ctx *d, uint64_t config_hash) {
     umoe_status st = dist_check_hash(d->world, dist_hash_self_exe(), "binary");
     return st ? st : dist_check_hash(d->world, config_hash, "config");
+}
+
+void dist_finalize_exit(int code) {
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Finalize();
+    exit(code);
 }
 
 void *dist_buf_reserve(dist_buf *b, size_t bytes) {

@@ -501,8 +501,7 @@ int main(int argc, char **argv) {
         if (dist_init(&d, &dc)) return 1;
         umoe_status st = dist_check_hash(d.world, g_rank == 2 ? 7 : 5, "config");
         dist_free(&d);
-        MPI_Finalize();
-        return st ? UMOE_EXIT_INPUT : 0;
+        dist_finalize_exit(st ? UMOE_EXIT_INPUT : 0);
     }
     if (argc > 1 && !strcmp(argv[1], "--layout-errors")) {
         /* 6 ranks: EP 3 with 2 ranks per node does not nest; EP 4 does not divide 6 */
