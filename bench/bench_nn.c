@@ -3,7 +3,7 @@
  *   - the machine's sgemm peak: a large square sgemm (M = N = K = 2048);
  *   - matmul forward / backward at an engine-like shape (N = 4096 tokens, C = 512, O = 1536);
  *   - a whole routed MoE FFN layer, forward and forward+backward (router, counting sort, permute, per expert
- *     SwiGLU gate/up/down matmuls on its contiguous rows, unpermute), hidden C = 512, expert width F = 1024,
+ *     SwiGLU gate/up/down GEMMs on its contiguous rows through moe_matmul_*, unpermute), hidden C = 512, expert width F = 1024,
  *     N = 4096 tokens, E = 16 experts, top-2; FLOPs counted are the expert GEMMs only (2*N*K*3*C*F forward,
  *     twice that backward), time is the whole layer, so the ratio to peak is what the engine really gets;
  *   - causal attention forward / backward, B = 1, T = 1024, H = 8, Dk = Dv = 64; FLOPs counted for the causal
@@ -92,16 +92,10 @@ static void moe_fwd(moe_ctx *m) {
     router_forward(m->scores, m->idx, m->w, m->logits, NULL, N, E, K, NN_SCORE_SOFTMAX, 1, 1.0f);
     moe_group(m->counts, m->offsets, m->order, m->idx, N, K, E);
     moe_permute_forward(m->rows, m->x, m->order, NK, K, C);
-    for (size_t e = 0; e < E; e++) {
-        size_t o = (size_t)m->offsets[e], n = (size_t)m->counts[e];
-        matmul_forward(m->g + o * F, m->rows + o * C, m->Wg + e * F * C, NULL, n, C, F);
-        matmul_forward(m->u + o * F, m->rows + o * C, m->Wu + e * F * C, NULL, n, C, F);
-    }
+    moe_matmul_forward(m->g, m->rows, m->Wg, F * C, m->offsets, E, C, F);
+    moe_matmul_forward(m->u, m->rows, m->Wu, F * C, m->offsets, E, C, F);
     swiglu_forward(m->a, m->g, m->u, NK * F);
-    for (size_t e = 0; e < E; e++) {
-        size_t o = (size_t)m->offsets[e], n = (size_t)m->counts[e];
-        matmul_forward(m->h + o * C, m->a + o * F, m->Wd + e * C * F, NULL, n, F, C);
-    }
+    moe_matmul_forward(m->h, m->a, m->Wd, C * F, m->offsets, E, F, C);
     memset(m->y, 0, N * C * sizeof(float));
     moe_unpermute_forward(m->y, m->h, m->w, m->order, NK, K, C);
 }
@@ -112,16 +106,10 @@ static void moe_bwd(moe_ctx *m) {
     memset(m->dg, 0, NK * F * sizeof(float)); memset(m->du, 0, NK * F * sizeof(float));
     memset(m->drows, 0, NK * C * sizeof(float)); memset(m->dw, 0, NK * sizeof(float));
     moe_unpermute_backward(m->dh, m->dw, m->dy, m->h, m->w, m->order, NK, K, C);
-    for (size_t e = 0; e < E; e++) {
-        size_t o = (size_t)m->offsets[e], n = (size_t)m->counts[e];
-        matmul_backward(m->da + o * F, m->dWd + e * C * F, NULL, m->dh + o * C, m->a + o * F, m->Wd + e * C * F, n, F, C);
-    }
+    moe_matmul_backward(m->da, m->dWd, m->dh, m->a, m->Wd, C * F, m->offsets, E, F, C);
     swiglu_backward(m->dg, m->du, m->da, m->g, m->u, NK * F);
-    for (size_t e = 0; e < E; e++) {
-        size_t o = (size_t)m->offsets[e], n = (size_t)m->counts[e];
-        matmul_backward(m->drows + o * C, m->dWg + e * F * C, NULL, m->dg + o * F, m->rows + o * C, m->Wg + e * F * C, n, C, F);
-        matmul_backward(m->drows + o * C, m->dWu + e * F * C, NULL, m->du + o * F, m->rows + o * C, m->Wu + e * F * C, n, C, F);
-    }
+    moe_matmul_backward(m->drows, m->dWg, m->dg, m->rows, m->Wg, F * C, m->offsets, E, C, F);
+    moe_matmul_backward(m->drows, m->dWu, m->du, m->rows, m->Wu, F * C, m->offsets, E, C, F);
     moe_permute_backward(m->dx, m->drows, m->order, NK, K, C);
 }
 static void run_moe_fwd(void *p) { moe_fwd(p); }

@@ -79,6 +79,15 @@ void moe_unpermute_forward(float *out, const float *rows, const float *w, const 
 void moe_unpermute_backward(float *drows, float *dw, const float *dout, const float *rows, const float *w,
                             const int32_t *order, size_t NK, size_t K, size_t C);
 
+/* Grouped expert GEMM: for each expert e, rows offsets[e]..offsets[e+1]-1 of in (N*K, C) times w_e^T where
+ * w_e = w + e*wstride is (O,C): out rows = in rows @ w_e^T (overwrites out's rows; experts with no rows are
+ * skipped). Backward: din rows += dout rows @ w_e; dw_e (= dw + e*wstride) += dout rows^T @ in rows. Experts run
+ * in parallel (BLAS single-threaded each) when E >= OpenMP threads, else in turn with BLAS threads. */
+void moe_matmul_forward(float *out, const float *in, const float *w, size_t wstride, const int32_t *offsets, size_t E,
+                        size_t C, size_t O);
+void moe_matmul_backward(float *din, float *dw, const float *dout, const float *in, const float *w, size_t wstride,
+                         const int32_t *offsets, size_t E, size_t C, size_t O);
+
 /* Embedding: out (N,C) = wte[tokens[n]]; backward dwte[tokens[n]] += dout[n]. */
 void embedding_forward(float *out, const int32_t *tokens, const float *wte, size_t N, size_t C);
 void embedding_backward(float *dwte, const float *dout, const int32_t *tokens, size_t N, size_t C);
