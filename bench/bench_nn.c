@@ -13,7 +13,8 @@
  * and after the kernels and the better one is used (the machine may be shared).
  * If OpenBLAS picked kernels older than the CPU (nn_blas_better_coretype), it re-runs itself with
  * OPENBLAS_CORETYPE set; run it with OPENBLAS_CORETYPE=Prescott to see the untuned figures.
- * Usage: build/bench/bench_nn [threads...]   (default: 1 2) */
+ * Usage: build/bench/bench_nn [threads...] [NAME]   (default threads: 1 2; NAME: only the cases whose name
+ *        contains it, e.g. MoE) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,8 +139,13 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
         fprintf(stderr, "bench_nn: re-exec failed; continuing with %s\n", nn_blas_corename());
     }
-    int threads[8] = {1, 2}, nt = 2;
-    if (argc > 1) { nt = 0; for (int i = 1; i < argc && nt < 8; i++) threads[nt++] = atoi(argv[i]); }
+    int threads[8] = {1, 2}, nt = 0;
+    const char *only = NULL; /* a non-numeric argument: run only the cases whose name contains it */
+    for (int i = 1; i < argc; i++) {
+        if (atoi(argv[i]) > 0 && nt < 8) threads[nt++] = atoi(argv[i]);
+        else only = argv[i];
+    }
+    if (nt == 0) nt = 2;
     umoe_rng r; umoe_rng_seed(&r, 7);
 #ifdef UMOE_BLAS
     const char *blas = "OpenBLAS";
@@ -195,6 +201,7 @@ int main(int argc, char **argv) {
         double c1, c2, g[16], gc[16];
         double peak = f_sq / best_time(run_mm_fwd, &sq, &c1) / 1e9, peakc = f_sq / c1 / 1e9;
         for (size_t k = 0; k < nc; k++) {
+            if (only && !strstr(cases[k].name, only)) { g[k] = gc[k] = 0; continue; }
             double c, t = best_time(cases[k].fn, cases[k].ctx, &c);
             g[k] = cases[k].flops / t / 1e9;
             gc[k] = cases[k].flops / c / 1e9;
@@ -206,7 +213,7 @@ int main(int argc, char **argv) {
         printf("threads %d\n", threads[i]);
         printf("  %-48s %7.1f GFLOP/s          %7.1f GFLOP/s/CPU-s\n", "sgemm peak        2048x2048x2048", peak, peakc);
         for (size_t k = 0; k < nc; k++)
-            printf("  %-48s %7.1f GFLOP/s (%5.1f%%) %7.1f GFLOP/s/CPU-s (%5.1f%%)\n", cases[k].name, g[k],
+            if (g[k] > 0) printf("  %-48s %7.1f GFLOP/s (%5.1f%%) %7.1f GFLOP/s/CPU-s (%5.1f%%)\n", cases[k].name, g[k],
                    100 * g[k] / peak, gc[k], 100 * gc[k] / peakc);
         fflush(stdout);
     }
