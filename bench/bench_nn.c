@@ -9,7 +9,7 @@
  *   - causal attention forward / backward, B = 1, T = 1024, H = 8, Dk = Dv = 64; FLOPs counted for the causal
  *     half (forward 2*B*H*T*(T+1)/2*(Dk+Dv), backward 2x forward for the GEMMs it recomputes plus dq/dk/dv:
  *     counted as 2.5x forward, as FlashAttention-2 does).
- * Each figure is the best of repeated runs lasting at least BENCH_MIN_S seconds; the peak is measured before
+ * Each figure is the best of repeated runs lasting at least bench_min_s seconds; the peak is measured before
  * and after the kernels and the better one is used (the machine may be shared).
  * If OpenBLAS picked kernels older than the CPU (nn_blas_better_coretype), it re-runs itself with
  * OPENBLAS_CORETYPE set; run it with OPENBLAS_CORETYPE=Prescott to see the untuned figures.
@@ -30,7 +30,9 @@
 #include <cblas.h>
 #endif
 
-#define BENCH_MIN_S 0.5
+/* seconds of repeated runs per figure; BENCH_NN_MIN_S overrides (longer runs find quieter moments on a
+ * shared machine) */
+static double bench_min_s = 0.5;
 
 static void set_threads(int t) {
 #ifdef UMOE_OPENMP
@@ -55,7 +57,7 @@ static double best_time(bench_fn f, void *ctx, double *cpu) {
     f(ctx); /* warm-up */
     double best = 1e30, bestc = 1e30, start = umoe_now();
     int reps = 0;
-    while (reps < 2 || umoe_now() - start < BENCH_MIN_S) {
+    while (reps < 2 || umoe_now() - start < bench_min_s) {
         double t0 = umoe_now(), c0 = cpu_now();
         f(ctx);
         double dt = umoe_now() - t0, dc = cpu_now() - c0;
@@ -139,6 +141,7 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
         fprintf(stderr, "bench_nn: re-exec failed; continuing with %s\n", nn_blas_corename());
     }
+    if (getenv("BENCH_NN_MIN_S") && atof(getenv("BENCH_NN_MIN_S")) > 0) bench_min_s = atof(getenv("BENCH_NN_MIN_S"));
     int threads[8] = {1, 2}, nt = 0;
     const char *only = NULL; /* a non-numeric argument: run only the cases whose name contains it */
     for (int i = 1; i < argc; i++) {
