@@ -55,6 +55,9 @@ void attention_backward_naive(float *dq, float *dk, float *dv, const float *dout
 /* SwiGLU: out = silu(g) * u, elementwise over n values. */
 void swiglu_forward(float *out, const float *g, const float *u, size_t n);
 void swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n);
+/* The same over a fused buffer gu (N, 2F) whose rows are [gate (F) | up (F)]: out (N, F); dgu (N, 2F) +=. */
+void swiglu_fused_forward(float *out, const float *gu, size_t N, size_t F);
+void swiglu_fused_backward(float *dgu, const float *dout, const float *gu, size_t N, size_t F);
 
 /* Router. logits (N,E) -> scores (N,E) (softmax over E, or sigmoid). Selection uses scores + bias (bias (E) may be
  * NULL; aux-loss-free balancing); weights use the unbiased scores: w_j = score[idx_j], renormalised over the
