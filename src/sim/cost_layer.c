@@ -145,7 +145,7 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         gemm(h, g, &a, t, (swiglu ? 2 : 1) * F, C);
         t_act = mem(h, &a, 2.0 * t * F * (swiglu ? 3 : 2));
         gemm(h, g, &a, t, C, F);
-        params_dense += (swiglu ? 3 : 2) * C * m->F;
+        params_dense += (swiglu ? 3 : 2) * C * F;
     } else {
         double E = m->E, K = m->K, Fe = (double)m->F_expert / g->etp;
         double A = t / tp * K * g->etp;    /* mean token-assignments per device (TP ranks split the tokens) */
