@@ -25,6 +25,7 @@ typedef struct {
     int attn_no_flash; /* 0 (default): flash-attention class kernel (causal blocks skipped, no s^2 activations);
                         * 1: unfused attention as in Megatron-LM 2022 (full s^2 scores, softmax and dropout
                         *    stored: the 5as/h term of Korthikanti et al. 2022) */
+    double host_s_per_kernel; /* > 0: override the host launch time per kernel (calibration tools only) */
 } sim_options;
 
 

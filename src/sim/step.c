@@ -197,11 +197,13 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     if (bubble < 0 || pp == 1) bubble = 0;
     double t_pipe = n_mb * t_max + bubble;
 
-    /* ---- PP point-to-point: one activation (t_sp x C, bf16) per micro-batch chunk and direction */
+    /* ---- PP point-to-point: one activation (t x C, bf16) per micro-batch chunk and direction, split over the
+     * TP ranks (each sends 1/tp over its own link: SP shards, or Megatron's scatter/gather optimisation,
+     * Narayanan et al. 2021 Sec. 4.1) */
     double t_pp = 0;
     if (pp > 1) {
         int inter = (long)g.tp * g.cp * g.dp >= g.dpn;
-        double p2p = sim_p2p_time(h, inter, g.t_sp * m->C * 2.0);
+        double p2p = sim_p2p_time(h, inter, g.t / g.tp * m->C * 2.0);
         double steps = s->overlap_pp ? (pp - 1) : ((double)n_mb * g.vpp + pp - 1);
         t_pp = 2.0 * steps * p2p;
     }
