@@ -198,6 +198,12 @@ int spec_chunk_layers(const spec_strategy *s, const spec_model *m, int c);
 
 void spec_params_count(const spec_model *m, spec_params *p);
 void spec_flops_count(const spec_model *m, int causal_half, spec_flops *f);
+/* Forward FLOPs per token that a recompute policy (SPEC_RC_* flags) runs again in the backward pass: full =
+ * every transformer layer (and MTP block, not the heads); attn_core = the attention core; mla_up = the MLA
+ * up-projections (q_b, kv_b); expert_fc1 = the first GEMM(s) of the K routed + shared experts (gate and up
+ * for SwiGLU). norm, activation and permute are element-wise: 0 matrix FLOPs (their time is the simulator's).
+ * HFU counts these; MFU does not. */
+double spec_flops_recompute(const spec_model *m, unsigned rc, int causal_half);
 /* Does layer l (0-based) use MoE? */
 int spec_layer_is_moe(const spec_model *m, int l);
 /* Where presets live: configs/ (resolved once). */
