@@ -168,6 +168,9 @@ typedef struct {
 umoe_status spec_model_load(const char *path_or_name, spec_model *m);
 umoe_status spec_model_from_json(const void *cjson_obj, const char *file, spec_model *m);
 umoe_status spec_model_validate(const spec_model *m, const char *file);
+/* For models built in code (e.g. from a CSV row): fill what is derived when left 0 (kv_heads = heads,
+ * head_dim = hidden/heads), then validate. */
+umoe_status spec_model_finish(spec_model *m, const char *file);
 void spec_model_defaults(spec_model *m);
 umoe_status spec_hardware_load(const char *path_or_name, spec_hardware *h);
 umoe_status spec_cluster_load(const char *path_or_name, spec_cluster *c);

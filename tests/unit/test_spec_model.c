@@ -229,6 +229,19 @@ static void test_own_format_errors(void) {
     CHECK(spec_model_load(p, &m) == UMOE_EINPUT && strstr(umoe_err, "line 2"), "bad JSON: %s", umoe_err);
 }
 
+static void test_model_finish(void) {
+    spec_model m;
+    spec_model_defaults(&m);
+    m.L = 2; m.C = 64; m.H = 4; m.V = 10; m.F = 128;
+    CHECK(spec_model_finish(&m, "row 3") == UMOE_OK && m.head_dim == 16 && m.H_kv == 4, "%s", umoe_err);
+    spec_model_defaults(&m);
+    m.L = 2; m.C = 64; m.H = 4; m.V = 10; m.F = 128; m.H_kv = 2;
+    CHECK(spec_model_finish(&m, "row 4") == UMOE_EINPUT && strstr(umoe_err, "row 4") && strstr(umoe_err, "kv_heads"),
+          "MHA with fewer KV heads must say so: %s", umoe_err);
+    m.attn = SPEC_ATTN_GQA;
+    CHECK(spec_model_finish(&m, "row 4") == UMOE_OK, "%s", umoe_err);
+}
+
 static void test_all_presets_load(void) {
     const char *names[] = {"pangu-ultra-moe-718b", "deepseek-v3-671b", "mixtral-8x7b", "mixtral-8x22b",
                            "qwen3-235b-a22b", "llama3-405b", "llama3-70b", "gpt3-175b"};
@@ -254,6 +267,7 @@ int main(void) {
     RUN(test_layer_is_moe);
     RUN(test_own_format_defaults);
     RUN(test_own_format_errors);
+    RUN(test_model_finish);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}
