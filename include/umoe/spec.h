@@ -192,7 +192,8 @@ umoe_status spec_strategy_check(const spec_strategy *s, const spec_model *m, int
 umoe_status spec_strategy_finish(spec_strategy *s, const spec_model *m, int devices, const char *file);
 /* Strategy from an already-parsed JSON object. */
 umoe_status spec_strategy_from_json(const void *cjson_obj, const char *file, spec_strategy *s);
-/* Transformer layers held by model chunk c (0 <= c < pp*vpp, in model order; chunk c runs on stage c % pp).
+/* Transformer layers held by model chunk c (0 <= c < pp*vpp, in model order; chunk c runs on stage c % pp;
+ * DualPipe: vpp = 1, rank i holds chunk i and a copy of chunk pp-1-i).
  * Even split when L % (pp*vpp) == 0. Otherwise (only with pad_layers, MindSpeed's "noop layers"): every
  * chunk holds ceil(L / n) layers except r = n*ceil - L chunks that hold one fewer, taken alternately from the
  * end and the start of the pipeline (last chunk, first chunk, second-to-last, second, ...), because the
