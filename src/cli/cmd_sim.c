@@ -8,12 +8,6 @@
 #include "umoe/json.h"
 #include "umoe/sim.h"
 
-/* Timeline writers come from the pipeline module; until it is linked in, --trace/--svg report that. */
-extern umoe_status sim_trace_write_chrome(const char *, const sim_pipeline_result *, const char *) __attribute__((weak));
-extern umoe_status sim_trace_write_svg(const char *, const sim_pipeline_result *, const char *) __attribute__((weak));
-extern umoe_status sim_pipeline_run(spec_schedule, int, int, int, const double *, const double *, const double *,
-                                    double, int, sim_pipeline_result *) __attribute__((weak));
-
 static void usage(FILE *f) {
     fprintf(f,
             "usage: umoe sim MODEL CLUSTER STRATEGY [--devices N] [--gbs B] [--json] [--causal-half] [--no-flash]\n"
@@ -122,14 +116,12 @@ int cmd_sim(int argc, char **argv) {
     if (devices) c.devices = (int)devices;
     if (gbs) s.gbs = (int)gbs;
     if (spec_strategy_finish(&s, &m, c.devices, pos[2])) return cli_input_error();
-    if ((trace || svg) && (!sim_pipeline_run || !sim_trace_write_chrome || !sim_trace_write_svg)) {
-        fprintf(stderr, "umoe sim: --trace/--svg need the pipeline event simulation, not built into this binary\n");
-        return UMOE_EXIT_FAIL;
-    }
-    o.detailed = (trace || svg) ? 1 : 0;
+    o.detailed = 1; /* one strategy: the event simulation of the schedule (the planner uses the closed form) */
     o.record_events = o.detailed;
     sim_result r;
-    if (sim_run(&m, &c, &s, &o, &r)) return cli_input_error();
+    umoe_status st = sim_run(&m, &c, &s, &o, &r);
+    if (st == UMOE_EINPUT) return cli_input_error();
+    if (st) { fprintf(stderr, "umoe sim: %s\n", umoe_err); return UMOE_EXIT_FAIL; }
     int rc = UMOE_EXIT_OK;
     char title[256];
     snprintf(title, sizeof title, "%s on %d x %s, %s", m.name, c.devices, c.hw.name, s.name);

@@ -137,6 +137,7 @@ static int build(const rowref *r, sim_validation_row *o, spec_model *m, spec_clu
     if (spec_strategy_finish(s, m, c->devices, o->id)) return skip(o, "strategy: %s", umoe_err);
     memset(opt, 0, sizeof *opt);
     opt->attn_no_flash = umoe_streq_nocase(cell(r, "attn_kernel"), "unfused");
+    opt->detailed = 1; /* event simulation of the schedule */
     return 1;
 }
 

@@ -82,6 +82,7 @@ static double predict(const spec_hardware *hw, int gpus, int gbs, int mbs, int h
     s.recompute = SPEC_RC_FULL;
     s.precision_bits = 16;
     o.attn_no_flash = 1;
+    o.detailed = 1;
     if (spec_strategy_finish(&s, &m, gpus, "vtrain row")) return NAN;
     sim_result r;
     if (sim_run(&m, &c, &s, &o, &r)) return NAN;
