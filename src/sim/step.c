@@ -13,43 +13,6 @@
 #define SIM_OPT_BYTES_PER_PARAM 34.0 /* Adam step: read grad, m, v, master (16), write m, v, master (12) and bf16
                                       * param (2), plus the grad-norm read for clipping (4); docs/cost-model.md */
 
-/* Model FLOPs per token, forward (multiply-add = 2). Attention's s^2 term in full unless causal_half. */
-static double model_fwd_flops(const spec_model *m, int causal_half, double *params_total, double *params_active) {
-    double C = m->C, T = m->T, attn_p, core;
-    int swiglu = m->ffn == SPEC_FFN_SWIGLU;
-    int n_norm = m->norm == SPEC_NORM_SANDWICH ? 4 : 2;
-    if (m->attn == SPEC_ATTN_MLA) {
-        double qk = m->qk_nope + m->qk_rope;
-        attn_p = (m->q_lora > 0 ? C * m->q_lora + m->q_lora + (double)m->q_lora * m->H * qk : C * m->H * qk)
-                 + C * (m->kv_lora + m->qk_rope) + m->kv_lora + (double)m->kv_lora * m->H * (m->qk_nope + m->v_head)
-                 + (double)m->H * m->v_head * C;
-        core = 2.0 * T * m->H * (qk + m->v_head);
-    } else {
-        double hd = m->head_dim > 0 ? m->head_dim : C / m->H;
-        double hkv = m->H_kv > 0 ? m->H_kv : m->H;
-        attn_p = C * (m->H + 2 * hkv) * hd + m->H * hd * C + (m->qkv_bias ? (m->H + 2 * hkv) * hd : 0);
-        core = 4.0 * T * m->H * hd;
-    }
-    if (causal_half) core *= 0.5;
-    double mlp = (swiglu ? 3.0 : 2.0) * C;
-    double dense_p = mlp * m->F, expert_p = mlp * m->F_expert;
-    double router_p = m->E > 0 ? C * m->E : 0;
-    int n_dense = m->E > 0 ? (m->first_k_dense < m->L ? m->first_k_dense : m->L) : m->L;
-    int n_moe = m->L - n_dense;
-    double embed = (double)m->V * C, head = m->tied ? 0 : (double)m->V * C;
-    double per_layer_fixed = attn_p + n_norm * C;
-    double moe_total = router_p + (m->E + m->E_shared) * expert_p;
-    double moe_active = router_p + (m->K + m->E_shared) * expert_p;
-    if (params_total) *params_total = embed + head + C + m->L * per_layer_fixed + n_dense * dense_p + n_moe * moe_total;
-    if (params_active) *params_active = embed + head + C + m->L * per_layer_fixed + n_dense * dense_p + n_moe * moe_active;
-    double layer_attn = 2.0 * attn_p + core;
-    double f = m->L * layer_attn + n_dense * 2.0 * dense_p + n_moe * 2.0 * moe_active + 2.0 * C * m->V;
-    /* MTP (DeepSeek-V3 Sec. 2.2): per depth a projection 2C -> C, one transformer block, the shared head */
-    if (m->mtp > 0)
-        f += m->mtp * (2.0 * 2 * C * C + layer_attn + 2.0 * (m->E > 0 ? moe_active : dense_p) + 2.0 * C * m->V);
-    return f;
-}
-
 static void add(sim_cost *a, const sim_cost *b, double k) {
     a->fwd += k * b->fwd; a->bwd += k * b->bwd; a->bwd_w += k * b->bwd_w; a->gemm_fwd += k * b->gemm_fwd;
     a->rc += k * b->rc; a->tp_fwd += k * b->tp_fwd; a->tp_bwd += k * b->tp_bwd; a->cp_fwd += k * b->cp_fwd;
@@ -94,7 +57,15 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     r->pipeline.events = NULL; r->pipeline.n_events = 0;
 
     /* ---- model-level counts */
-    double fwd_tok = model_fwd_flops(m, o->causal_half, &r->params_total, &r->params_active);
+    /* model-level counts: the project's one definition (spec_params_count / spec_flops_count: model FLOPs,
+     * backward = 2 x forward, attention s^2 in full unless causal_half; MTP included) */
+    spec_params pc;
+    spec_flops fc;
+    spec_params_count(m, &pc);
+    spec_flops_count(m, o->causal_half, &fc);
+    r->params_total = pc.total;
+    r->params_active = pc.active;
+    double fwd_tok = fc.fwd_total;
     r->flops_per_token = 3.0 * fwd_tok;
     int n_mb = s->gbs / (s->mbs * g.dp);
     if (n_mb < 1) n_mb = 1;
@@ -163,7 +134,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         }
     }
     double t_max = 0, t_sum = 0, f_sum = 0, b_sum = 0, w_sum = 0;
-    sim_cost worst = {0};
+    int worst_st = 0;
     double mem_peak = -1, stage_b_worst = 0, stage_f_worst = 0;
     double zero1_d = s->zero1 ? g.dp * g.cp : 1, zero1_e = s->zero1 ? g.edp : 1;
     for (int st = 0; st < pp; st++) {
@@ -172,7 +143,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double t_b = sc->bwd + sc->rc + sc->tp_bwd + sc->cp_bwd + sc->ep_bwd;
         double ts = t_f + t_b;
         t_sum += ts; f_sum += t_f; b_sum += t_b; w_sum += sc->bwd_w;
-        if (ts > t_max) { t_max = ts; worst = *sc; stage_f_worst = t_f; stage_b_worst = t_b; }
+        if (ts > t_max) { t_max = ts; worst_st = st; stage_f_worst = t_f; stage_b_worst = t_b; }
 
         /* memory of this stage */
         double pd = sc->params_dense, pe = sc->params_expert;
@@ -194,6 +165,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
             r->memory[SIM_M_LOGITS] = stage_extra[st]; r->memory[SIM_M_RESERVED] = h->mem_reserved;
         }
     }
+    const sim_cost worst = stage[worst_st];
     r->memory_peak_bytes = mem_peak;
     r->fits = mem_peak <= h->hbm_bytes;
     r->stage_fwd_s[0] = stage_f_worst; r->stage_bwd_s[0] = stage_b_worst;
