@@ -135,7 +135,7 @@ typedef struct {
     double single_median_err, single_spearman;
 } sim_vtrain_result;
 umoe_status sim_validate_vtrain(const char *multi_csv, const char *single_csv, const char *hardware,
-                                sim_vtrain_result *out);
+                                double host_s_per_kernel /* 0 = the built-in constant */, sim_vtrain_result *out);
 /* Spearman rank correlation (average ranks for ties). */
 double sim_spearman(const double *x, const double *y, int n);
 #endif

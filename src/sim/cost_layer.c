@@ -132,8 +132,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     double t_core, t_core_b;
     double attn_eff = h->attn_eff > 0 ? h->attn_eff : 0.5;
     if (no_flash) {
-        double elems = t * m->T * heads;
-        t_core = core_flops / (h->peak_bf16 * sim_gemm_eff(h, core_flops)) + sim_mem_time(h, 9.0 * elems);
+        /* batched GEMMs run at the efficiency of one head's GEMM: (t x T) by the head dim */
+        double elems = t * m->T * heads, per_head = heads > 0 ? core_flops / (2.0 * heads * s->mbs) : core_flops;
+        t_core = core_flops / (h->peak_bf16 * sim_gemm_eff(h, per_head)) + sim_mem_time(h, 9.0 * elems);
         t_core_b = 2.0 * t_core;
     } else {
         t_core = 0.5 * core_flops / (h->peak_bf16 * attn_eff);
