@@ -108,7 +108,7 @@ typedef struct {
     int ok;                  /* 1 modelled; 0 skipped (reason says why) */
     char reason[1200];
     char flops_kind[16];     /* "model" or "hardware" (the row's TFLOP/s convention) */
-    char compared[16];       /* what the measured step time comes from: step_s, tflops or mfu */
+    char compared[16];       /* what the measured step time comes from: step_s, tokens_per_s, tflops, mfu */
     double pred_step_s, meas_step_s;           /* NAN when unknown */
     double pred_tflops, meas_tflops;           /* per device, in the row's flops_kind convention */
     double pred_mfu, meas_mfu;
