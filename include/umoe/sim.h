@@ -26,6 +26,7 @@ typedef struct {
                         * 1: unfused attention as in Megatron-LM 2022 (full s^2 scores, softmax and dropout
                         *    stored: the 5as/h term of Korthikanti et al. 2022) */
     double host_s_per_kernel; /* > 0: override the host launch time per kernel (calibration tools only) */
+    double host_combine_p;    /* > 0: override how GPU and host time combine (calibration tools only) */
 } sim_options;
 
 

@@ -22,6 +22,7 @@ typedef struct {
  * floor of a layer pass when its kernels are small. Calibrated on the vTrain single-node A100 sweep only
  * (tools/calibrate_host.sh; docs/validation.md), never on the published points. */
 #define SIM_HOST_S_PER_KERNEL 60e-6
+#define SIM_HOST_COMBINE_P 64 /* >= 64: max(GPU, host) */
 
 /* Derived strategy quantities shared by the cost functions. */
 typedef struct {

@@ -72,6 +72,15 @@ static double host_s_per_kernel(const sim_options *o) {
     return o && o->host_s_per_kernel > 0 ? o->host_s_per_kernel : SIM_HOST_S_PER_KERNEL;
 }
 
+/* GPU time g and host launch time c of one pass: (g^p + c^p)^(1/p); p = 1 adds them, p -> infinity is the
+ * maximum (perfectly asynchronous launches). */
+static double host_combine(double g, double c, double p) {
+    if (p >= 64) return g > c ? g : c;
+    if (p == 1) return g + c;
+    if (p == 2) return sqrt(g * g + c * c);
+    return pow(pow(g, p) + pow(c, p), 1.0 / p);
+}
+
 static double exposed(double comm, double window) { double e = comm - window; return e > 0 ? e : 0; }
 
 void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
@@ -215,8 +224,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
      * (kernels x host seconds per kernel; the backward launches about twice as many kernels). */
     double host = host_s_per_kernel(o);
     double bwd_gpu = 2.0 * (a.t - t_core) + t_core_b;
-    out->fwd = a.t > a.nk * host ? a.t : a.nk * host;
-    out->bwd = bwd_gpu > 2 * a.nk * host ? bwd_gpu : 2 * a.nk * host;
+    double pw = o && o->host_combine_p > 0 ? o->host_combine_p : SIM_HOST_COMBINE_P;
+    out->fwd = host_combine(a.t, a.nk * host, pw);
+    out->bwd = host_combine(bwd_gpu, 2 * a.nk * host, pw);
     out->bwd_w = a.gemm;
     out->gemm_fwd = a.gemm;
     if (rc & SPEC_RC_FULL) rc_t = out->fwd + tp_f + ep_f + cp_f;
