@@ -125,6 +125,9 @@ void ep_plan_free(ep_plan *p);
  * Receive layout (both kinds, bit-identical): this rank's local experts in ascending expert id; inside one,
  * source EP ranks ascending; inside one source, that source's rows in source order. */
 umoe_status ep_plan_build(ep_plan *p, const int32_t *counts, const int32_t *row_token, const int32_t *owner);
+/* When the caller does not track tokens: ids from row contents (bytewise-equal rows share an id, numbered by
+ * first appearance), usable as row_token. Returns the number of distinct rows. One hash pass over the rows. */
+size_t ep_rows_token_ids(const float *rows, size_t n, size_t C, int32_t *row_token);
 size_t ep_plan_n_send(const ep_plan *p);          /* token-assignment rows this rank sends */
 size_t ep_plan_n_recv(const ep_plan *p);          /* token-assignment rows this rank receives */
 int ep_plan_n_local(const ep_plan *p);            /* local experts */
