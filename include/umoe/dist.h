@@ -165,5 +165,8 @@ typedef struct {
 /* In-place sum all-reduce of x (n floats) over comm in buckets of bucket_floats (0: one bucket, split only
  * at INT_MAX). Dense grads: comm = world; expert grads: comm = edp. stats may be NULL. */
 umoe_status dist_allreduce_sum(float *x, size_t n, MPI_Comm comm, size_t bucket_floats, dist_sync_stats *stats);
+/* In-place sum all-reduce of a few doubles (statistics: aux-loss expert counts and probability sums over the
+ * EP group, d->ep, for the EP-group scope; over world for the global-batch scope). */
+umoe_status dist_allreduce_sum_f64(double *x, size_t n, MPI_Comm comm);
 #endif /* UMOE_MPI */
 #endif

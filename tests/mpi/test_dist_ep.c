@@ -473,6 +473,12 @@ static void test_allreduce(int E) {
             }
         }
     }
+    /* doubles over the EP group: sum of ep ranks 0..E-1 and of each rank's world rank */
+    double v[2] = {(double)d.ep_rank, (double)g_rank};
+    st = dist_allreduce_sum_f64(v, 2, d.ep);
+    CHECK(st == UMOE_OK, "f64: %s", umoe_err);
+    CHECK(v[0] == E * (E - 1) / 2.0, "sum of ep ranks %g", v[0]);
+    CHECK(v[1] == d.ep_group * E * E + E * (E - 1) / 2.0, "sum of world ranks in the EP group %g", v[1]);
     dist_free(&d);
     snprintf(name, sizeof name, "dist_allreduce_bucketed_equals_oneshot[R%d,E%d]", g_size, E);
     report(name);
