@@ -56,4 +56,52 @@ void model_forward(umoe_model *m, const int32_t *tokens, int B, int T, model_los
 void model_forward_backward(umoe_model *m, const int32_t *tokens, int B, int T, float grad_scale, model_losses *out);
 /* Logits of the last forward, (B*T, V) (for the reference tests). */
 const float *model_logits(const umoe_model *m);
+
+/* ---- additions (src/model): MoE layers, load balancing, expert-parallel hooks ---------------------- */
+/* MoE layers are numbered 0..n_moe-1 in layer order; MTP modules' layers follow the main layers. */
+int model_n_moe_layers(const umoe_model *m);
+int model_moe_layer_index(const umoe_model *m, int moe_slot);  /* layer index (0..L+D-1) of a MoE slot */
+/* Router top-k of MoE slot i from the last forward: idx (B*T, K) expert ids, w (B*T, K) combine weights
+ * (after renormalisation and routed scaling). */
+void model_router_topk(const umoe_model *m, int moe_slot, const int32_t **idx, const float **w);
+
+/* Aux-loss count scope. counts (n_moe, E): token-assignments per expert over `tokens` tokens of a larger
+ * scope (e.g. the whole global batch, accumulated by the trainer); f_i then uses these instead of the
+ * micro-batch's own counts (P_i, the differentiable part, stays the micro-batch mean). NULL restores the
+ * micro-batch scope. The model copies the counts. */
+void model_set_aux_counts(umoe_model *m, const double *counts, double tokens);
+
+/* Aux-loss-free balancing (DeepSeek-V3 sec. 2.1.2): after each optimizer step, for every MoE layer and
+ * expert i: b_i += gamma * sign(mean_j load_j - load_i). load (n_moe, E) token-assignments counted over the
+ * step (NULL = the last call's expert_load). No-op unless spec->score_bias. */
+void model_score_bias_update(umoe_model *m, const double *load, float gamma);
+
+/* Expert math, separate from dispatch: experts [e0, e0 + n_exp) of layer `layer` over rows grouped by
+ * expert, rows of expert e0+j being offsets[j]..offsets[j+1]-1 of in (rows, C) (offsets relative to in).
+ * gu (rows, 2*F_expert) and act (rows, F_expert) are saved for backward; out (rows, C) is overwritten.
+ * Experts with no rows are skipped (their grads stay untouched). */
+void model_experts_forward(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
+                           float *gu, float *act, float *out);
+/* dout (rows, C) -> din (rows, C) += ..., weight grads += ...; dgu (rows, 2Fe) and dact (rows, Fe) are
+ * scratch (overwritten). */
+void model_experts_backward(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
+                            const float *gu, const float *act, const float *dout, float *din, float *dgu,
+                            float *dact);
+
+/* Dispatch hooks. NULL (the default) computes all experts locally with model_experts_*. src/dist installs
+ * ops that send rows to the ranks owning the experts, call model_experts_* there, and return the results. */
+struct model_moe_ops {
+    void *ctx;
+    /* rows (NK, C) grouped by global expert id (counts (E), offsets (E+1)); write each row's expert output
+     * to out (NK, C), same order. Whatever backward needs is kept in ctx. */
+    void (*experts_forward)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *rows,
+                            const int32_t *counts, const int32_t *offsets, size_t NK, float *out);
+    /* dout (NK, C) -> drows (NK, C) += ..., and the local experts' weight grads. */
+    void (*experts_backward)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *dout,
+                             const int32_t *counts, const int32_t *offsets, size_t NK, float *drows);
+    /* Optional (may be NULL): reduce the aux-loss statistics over a wider token set (e.g. all-reduce over
+     * the EP group), in place: counts (E) token-assignments, psum (E) sums of probabilities, *tokens. */
+    void (*aux_reduce)(void *ctx, int moe_slot, double *counts, double *psum, double *tokens);
+};
+void model_set_moe_ops(umoe_model *m, const model_moe_ops *ops);
 #endif

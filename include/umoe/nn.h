@@ -45,6 +45,9 @@ void attention_forward_naive(float *out, float *lse, const float *q, const float
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                         const float *v, const float *out, const float *lse, size_t B, size_t T, size_t H, size_t Hk,
                         size_t Dk, size_t Dv, float scale);
+void attention_backward_naive(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                              const float *v, const float *out, const float *lse, size_t B, size_t T, size_t H,
+                              size_t Hk, size_t Dk, size_t Dv, float scale);
 
 /* SwiGLU: out = silu(g) * u, elementwise over n values. */
 void swiglu_forward(float *out, const float *g, const float *u, size_t n);
@@ -87,7 +90,8 @@ void crossentropy_backward(float *dlogits, const float *dloss, const float *logi
                            size_t V);
 
 /* AdamW with decoupled weight decay (Loshchilov & Hutter 2019), bias-corrected; t = step starting at 1.
- * decay (n) is a per-element mask (NULL = decay everything); p -= lr * (mhat/(sqrt(vhat)+eps) + wd*p). */
+ * Every element is decayed by wd (call it per tensor with wd = 0 for tensors that must not decay);
+ * p -= lr * (mhat/(sqrt(vhat)+eps) + wd*p). */
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float wd, int t);
 

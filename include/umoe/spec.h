@@ -57,7 +57,10 @@ typedef struct {
 /* Exact counts derived from a model (all in parameters, not bytes). */
 typedef struct {
     double total;          /* every parameter, MTP excluded */
-    double active;         /* parameters touched per token, MTP excluded */
+    double active;         /* parameters in the matrix products one token goes through, MTP excluded: the
+                            * LM head, K routed + shared experts, routers, attention, dense FFNs, norms, but
+                            * not the embedding table (a lookup). This is the convention that reproduces the
+                            * activated counts of DeepSeek-V2-Lite/V2/V3 and Pangu Ultra MoE (docs/formats.md) */
     double mtp;            /* parameters of the MTP modules (embedding/head shared, not counted again) */
     double embed;          /* embedding table */
     double head;           /* LM head (0 when tied) */
@@ -65,7 +68,16 @@ typedef struct {
     double dense_ffn_per_layer;
     double moe_router_per_layer;
     double expert;         /* one routed (or shared) expert */
-    double norms_per_layer;
+    double norms_per_layer; /* every norm weight of one layer (overlaps attn_per_layer: informational) */
+    /* added by the spec module (additive): */
+    double ffn_norms_per_layer; /* the FFN branch's norm(s): 1 (pre) or 2 (sandwich) x C */
+    double final_norm;          /* the norm before the LM head */
+    double dense_layer;         /* one dense layer: attn + FFN norms + dense FFN */
+    double moe_layer;           /* one MoE layer: attn + FFN norms + router + all routed and shared experts */
+    double moe_layer_active;    /* the part of one MoE layer a token touches: K routed + shared experts */
+    double mtp_active;          /* MTP parameters touched per token */
+    double active_with_embed;   /* active + embedding table (Mistral's convention for Mixtral's 12.9B) */
+    int n_dense, n_moe;         /* layers of each kind (MTP modules not counted) */
 } spec_params;
 
 /* Model FLOPs per token (forward, multiply-add = 2 FLOPs), by layer kind; backward = 2x forward.
@@ -112,6 +124,10 @@ typedef struct {
 /* ------------------------------------------------------------------ strategy */
 typedef enum { SPEC_SCHED_1F1B, SPEC_SCHED_INTERLEAVED, SPEC_SCHED_ZB1P, SPEC_SCHED_DUALPIPE, SPEC_SCHED_COUNT } spec_schedule;
 typedef enum { SPEC_A2A_FLAT, SPEC_A2A_HIER } spec_a2a;
+typedef enum { SPEC_PREC_BF16, SPEC_PREC_FP16, SPEC_PREC_FP8 } spec_precision;
+extern const char *const spec_schedule_names[];  /* "1f1b", "interleaved", "zb1p", "dualpipe", NULL */
+extern const char *const spec_a2a_names[];       /* "flat", "hierarchical", NULL */
+extern const char *const spec_precision_names[]; /* "bf16", "fp16", "fp8", NULL */
 /* Recompute modules (bit flags). "selective" = Korthikanti et al. 2022: the attention core (softmax+dropout
  * + QK^T/PV); "full" = the whole layer (only the layer input kept). */
 enum {
@@ -141,6 +157,9 @@ typedef struct {
     int n_hist;         /* measured per-expert load histogram (relative loads), n_hist == E when given */
     double hist[1024];
     int precision_bits; /* 16 (bf16/fp16) or 8 (fp8 GEMMs) */
+    /* added by the spec module (additive): */
+    spec_precision precision; /* which 16-bit type (or fp8); precision_bits follows it */
+    int pad_layers;     /* 1: layers need not divide over pp*vpp chunks; see spec_chunk_layers */
 } spec_strategy;
 
 /* ------------------------------------------------------------------ API */
@@ -152,6 +171,12 @@ umoe_status spec_model_validate(const spec_model *m, const char *file);
 void spec_model_defaults(spec_model *m);
 umoe_status spec_hardware_load(const char *path_or_name, spec_hardware *h);
 umoe_status spec_cluster_load(const char *path_or_name, spec_cluster *c);
+/* Hardware/cluster from an already-parsed JSON object (`file` names it in messages). */
+umoe_status spec_hardware_from_json(const void *cjson_obj, const char *file, spec_hardware *h);
+umoe_status spec_hardware_validate(const spec_hardware *h, const char *file);
+/* GEMM efficiency at a GEMM of `flops` FLOPs: piecewise linear in log10(flops) through the gemm_eff points,
+ * clamped at both ends; 1.0 when the table is empty. */
+double spec_gemm_eff(const spec_hardware *h, double flops);
 umoe_status spec_strategy_load(const char *path_or_name, spec_strategy *s);
 void spec_strategy_defaults(spec_strategy *s);
 /* Parse a recompute policy: none | selective | full | comma list of module names. */
@@ -160,6 +185,16 @@ void spec_recompute_format(unsigned rc, char *out, size_t n);
 
 /* Checks the strategy against model and device count; message names the field and the rule. */
 umoe_status spec_strategy_check(const spec_strategy *s, const spec_model *m, int devices, const char *file);
+/* spec_strategy_check after deriving what is derived: dp = devices / (tp*cp*pp) when dp is 0. */
+umoe_status spec_strategy_finish(spec_strategy *s, const spec_model *m, int devices, const char *file);
+/* Strategy from an already-parsed JSON object. */
+umoe_status spec_strategy_from_json(const void *cjson_obj, const char *file, spec_strategy *s);
+/* Transformer layers held by model chunk c (0 <= c < pp*vpp, in model order; chunk c runs on stage c % pp).
+ * Even split when L % (pp*vpp) == 0. Otherwise (only with pad_layers, MindSpeed's "noop layers"): every
+ * chunk holds ceil(L / n) layers except r = n*ceil - L chunks that hold one fewer, taken alternately from the
+ * end and the start of the pipeline (last chunk, first chunk, second-to-last, second, ...), because the
+ * first and last chunks also carry the embedding and the LM head / MTP. */
+int spec_chunk_layers(const spec_strategy *s, const spec_model *m, int c);
 
 void spec_params_count(const spec_model *m, spec_params *p);
 void spec_flops_count(const spec_model *m, int causal_half, spec_flops *f);

@@ -1,0 +1,146 @@
+/* model_attn.c - the attention branch of a layer, forward and backward, over the normed input a->n1.
+ *   MHA/GQA (Ainslie et al. 2023): q = x Wq^T (+bq), k = x Wk^T (+bk), v = x Wv^T (+bv); RoPE (Su et al. 2021,
+ *     rotate-half form) on the full head dim of q and k; causal softmax(q k^T / sqrt(hd)) v; o_proj.
+ *   MLA (DeepSeek-V2, arXiv 2405.04434, sec. 2.1.2-2.1.3, eq. 12-19; DeepSeek-V3 eq. 1-11):
+ *     c_q = RMSNorm(x W_qa^T); q = c_q W_qb^T, per head [q_nope (nope) | q_rope (rope)]  (q = x Wq^T if no q_lora)
+ *     [c_kv | k_rope] = x W_kva^T; c_kv = RMSNorm(c_kv); [k_nope | v] per head = c_kv W_kvb^T
+ *     RoPE on q_rope (per head) and on k_rope (one vector shared by all heads);
+ *     k = [k_nope | k_rope], softmax scale 1/sqrt(nope + rope); out = o_proj(attention).
+ *   RoPE here rotates halves of the rope slice as nn.h specifies; HF DeepSeek checkpoints interleave the
+ *   rope dims instead (a fixed permutation of the q_b/kv_a rows; see docs/engine-model.md).
+ * Does not: the norms around the branch or the residual (model_layer.c). */
+#include <math.h>
+#include <string.h>
+#include "model_internal.h"
+#include "umoe/nn.h"
+
+#define P(off) (m->params + (off))
+#define G(off) (m->grads + (off))
+#define OPT(off) ((off) == MODEL_NONE ? NULL : m->params + (off))
+#define OPTG(off) ((off) == MODEL_NONE ? NULL : m->grads + (off))
+
+static void gqa_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
+    const model_dims *d = &m->d;
+    size_t N = (size_t)B * (size_t)T, C = (size_t)d->C;
+    matmul_forward(a->q, a->n1, P(w->wq), OPT(w->bq), N, C, (size_t)d->qdim);
+    matmul_forward(a->k, a->n1, P(w->wk), OPT(w->bk), N, C, (size_t)d->kdim);
+    matmul_forward(a->v, a->n1, P(w->wv), OPT(w->bv), N, C, (size_t)d->vdim);
+    float theta = (float)m->s.rope_theta;
+    rope_forward(a->q, a->q, (size_t)B, (size_t)T, (size_t)d->H, (size_t)d->hd, 0, (size_t)d->hd, theta);
+    rope_forward(a->k, a->k, (size_t)B, (size_t)T, (size_t)d->Hk, (size_t)d->hd, 0, (size_t)d->hd, theta);
+    attention_forward(a->att, a->lse, a->q, a->k, a->v, (size_t)B, (size_t)T, (size_t)d->H, (size_t)d->Hk,
+                      (size_t)d->Dk, (size_t)d->Dv, 1.0f / sqrtf((float)d->Dk));
+}
+
+static void gqa_backward(umoe_model *m, const layer_w *w, const layer_act *a, layer_act *g, int B, int T) {
+    const model_dims *d = &m->d;
+    size_t N = (size_t)B * (size_t)T, C = (size_t)d->C;
+    float theta = (float)m->s.rope_theta;
+    memset(g->q, 0, N * (size_t)d->qdim * sizeof(float));
+    memset(g->k, 0, N * (size_t)d->kdim * sizeof(float));
+    memset(g->v, 0, N * (size_t)d->vdim * sizeof(float));
+    attention_backward(g->q, g->k, g->v, g->att, a->q, a->k, a->v, a->att, a->lse, (size_t)B, (size_t)T,
+                       (size_t)d->H, (size_t)d->Hk, (size_t)d->Dk, (size_t)d->Dv, 1.0f / sqrtf((float)d->Dk));
+    memset(g->dq_pre, 0, N * (size_t)d->qdim * sizeof(float));
+    memset(g->dk_pre, 0, N * (size_t)d->kdim * sizeof(float));
+    rope_backward(g->dq_pre, g->q, (size_t)B, (size_t)T, (size_t)d->H, (size_t)d->hd, 0, (size_t)d->hd, theta);
+    rope_backward(g->dk_pre, g->k, (size_t)B, (size_t)T, (size_t)d->Hk, (size_t)d->hd, 0, (size_t)d->hd, theta);
+    matmul_backward(g->n1, G(w->wq), OPTG(w->bq), g->dq_pre, a->n1, P(w->wq), N, C, (size_t)d->qdim);
+    matmul_backward(g->n1, G(w->wk), OPTG(w->bk), g->dk_pre, a->n1, P(w->wk), N, C, (size_t)d->kdim);
+    matmul_backward(g->n1, G(w->wv), OPTG(w->bv), g->v, a->n1, P(w->wv), N, C, (size_t)d->vdim);
+}
+
+static void mla_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
+    const model_dims *d = &m->d;
+    size_t N = (size_t)B * (size_t)T, C = (size_t)d->C, H = (size_t)d->H;
+    size_t nope = (size_t)d->nope, rope = (size_t)d->rope, vd = (size_t)d->vd, kvl = (size_t)d->kv_lora;
+    size_t Dk = nope + rope, kvw = kvl + rope, bw = nope + vd;
+    float theta = (float)m->s.rope_theta;
+    if (d->q_lora > 0) {
+        size_t ql = (size_t)d->q_lora;
+        matmul_forward(a->qa, a->n1, P(w->q_a), NULL, N, C, ql);
+        rmsnorm_forward(a->qa_n, a->qa_rstd, a->qa, P(w->q_a_norm), N, ql, d->eps);
+        matmul_forward(a->q, a->qa_n, P(w->q_b), NULL, N, ql, H * Dk);
+    } else {
+        matmul_forward(a->q, a->n1, P(w->wq), NULL, N, C, H * Dk);
+    }
+    rope_forward(a->q, a->q, (size_t)B, (size_t)T, H, Dk, nope, rope, theta);
+    matmul_forward(a->kva, a->n1, P(w->kv_a), NULL, N, C, kvw);
+    for (size_t n = 0; n < N; n++) memcpy(a->kv_lat + n * kvl, a->kva + n * kvw, kvl * sizeof(float));
+    rmsnorm_forward(a->kv_n, a->kv_rstd, a->kv_lat, P(w->kv_a_norm), N, kvl, d->eps);
+    matmul_forward(a->kvb, a->kv_n, P(w->kv_b), NULL, N, kvl, H * bw);
+    rope_forward(a->kva, a->kva, (size_t)B, (size_t)T, 1, kvw, kvl, rope, theta); /* shared k_rope */
+    for (size_t n = 0; n < N; n++) {
+        for (size_t h = 0; h < H; h++) {
+            float *k = a->k + (n * H + h) * Dk;
+            const float *kb = a->kvb + (n * H + h) * bw;
+            memcpy(k, kb, nope * sizeof(float));
+            memcpy(k + nope, a->kva + n * kvw + kvl, rope * sizeof(float));
+            memcpy(a->v + (n * H + h) * vd, kb + nope, vd * sizeof(float));
+        }
+    }
+    attention_forward(a->att, a->lse, a->q, a->k, a->v, (size_t)B, (size_t)T, H, H, Dk, vd,
+                      1.0f / sqrtf((float)Dk));
+}
+
+static void mla_backward(umoe_model *m, const layer_w *w, const layer_act *a, layer_act *g, int B, int T) {
+    const model_dims *d = &m->d;
+    size_t N = (size_t)B * (size_t)T, C = (size_t)d->C, H = (size_t)d->H;
+    size_t nope = (size_t)d->nope, rope = (size_t)d->rope, vd = (size_t)d->vd, kvl = (size_t)d->kv_lora;
+    size_t Dk = nope + rope, kvw = kvl + rope, bw = nope + vd;
+    float theta = (float)m->s.rope_theta;
+    memset(g->q, 0, N * H * Dk * sizeof(float));
+    memset(g->k, 0, N * H * Dk * sizeof(float));
+    memset(g->v, 0, N * H * vd * sizeof(float));
+    attention_backward(g->q, g->k, g->v, g->att, a->q, a->k, a->v, a->att, a->lse, (size_t)B, (size_t)T, H, H, Dk,
+                       vd, 1.0f / sqrtf((float)Dk));
+    /* split dk into d(k_nope) -> dkvb, sum over heads of d(k_rope) -> dkva_post; dv -> dkvb */
+    memset(g->dkva_post, 0, N * kvw * sizeof(float));
+    for (size_t n = 0; n < N; n++) {
+        float *dr = g->dkva_post + n * kvw + kvl;
+        for (size_t h = 0; h < H; h++) {
+            const float *dk = g->k + (n * H + h) * Dk;
+            float *db = g->kvb + (n * H + h) * bw;
+            memcpy(db, dk, nope * sizeof(float));
+            memcpy(db + nope, g->v + (n * H + h) * vd, vd * sizeof(float));
+            for (size_t i = 0; i < rope; i++) dr[i] += dk[nope + i];
+        }
+    }
+    /* kv path */
+    memset(g->kv_n, 0, N * kvl * sizeof(float));
+    matmul_backward(g->kv_n, G(w->kv_b), NULL, g->kvb, a->kv_n, P(w->kv_b), N, kvl, H * bw);
+    memset(g->kv_lat, 0, N * kvl * sizeof(float));
+    rmsnorm_backward(g->kv_lat, G(w->kv_a_norm), g->kv_n, a->kv_lat, P(w->kv_a_norm), a->kv_rstd, N, kvl);
+    memset(g->kva, 0, N * kvw * sizeof(float));
+    rope_backward(g->kva, g->dkva_post, (size_t)B, (size_t)T, 1, kvw, kvl, rope, theta);
+    for (size_t n = 0; n < N; n++) memcpy(g->kva + n * kvw, g->kv_lat + n * kvl, kvl * sizeof(float));
+    matmul_backward(g->n1, G(w->kv_a), NULL, g->kva, a->n1, P(w->kv_a), N, C, kvw);
+    /* q path: RoPE backward passes the nope part through (accumulating) and rotates the rope part */
+    memset(g->dq_pre, 0, N * H * Dk * sizeof(float));
+    rope_backward(g->dq_pre, g->q, (size_t)B, (size_t)T, H, Dk, nope, rope, theta);
+    if (d->q_lora > 0) {
+        size_t ql = (size_t)d->q_lora;
+        memset(g->qa_n, 0, N * ql * sizeof(float));
+        matmul_backward(g->qa_n, G(w->q_b), NULL, g->dq_pre, a->qa_n, P(w->q_b), N, ql, H * Dk);
+        memset(g->qa, 0, N * ql * sizeof(float));
+        rmsnorm_backward(g->qa, G(w->q_a_norm), g->qa_n, a->qa, P(w->q_a_norm), a->qa_rstd, N, ql);
+        matmul_backward(g->n1, G(w->q_a), NULL, g->qa, a->n1, P(w->q_a), N, C, ql);
+    } else {
+        matmul_backward(g->n1, G(w->wq), NULL, g->dq_pre, a->n1, P(w->wq), N, C, H * Dk);
+    }
+}
+
+void model_attn_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
+    if (m->d.mla) mla_forward(m, w, a, B, T);
+    else gqa_forward(m, w, a, B, T);
+    size_t N = (size_t)B * (size_t)T;
+    matmul_forward(a->ao, a->att, P(w->wo), NULL, N, (size_t)m->d.H * (size_t)m->d.Dv, (size_t)m->d.C);
+}
+
+void model_attn_backward(umoe_model *m, const layer_w *w, const layer_act *a, layer_act *g, int B, int T) {
+    size_t N = (size_t)B * (size_t)T, HD = (size_t)m->d.H * (size_t)m->d.Dv;
+    memset(g->att, 0, N * HD * sizeof(float));
+    matmul_backward(g->att, G(w->wo), NULL, g->ao, a->att, P(w->wo), N, HD, (size_t)m->d.C);
+    if (m->d.mla) mla_backward(m, w, a, g, B, T);
+    else gqa_backward(m, w, a, g, B, T);
+}

@@ -1,0 +1,77 @@
+/* gemm.c - the one general matrix multiply that the kernels of src/nn build on (matmul, attention, the
+ * grouped expert GEMMs through matmul). With UMOE_BLAS it is OpenBLAS cblas_sgemm; without it a loop
+ * implementation, parallel over rows of C with OpenMP when not already inside a parallel region.
+ * Also the guard that keeps OpenBLAS single-threaded inside our own OpenMP regions.
+ * Does not: check shapes beyond assertions (callers own their dimensions). */
+#include "nn_internal.h"
+#include "umoe/common.h"
+#ifdef UMOE_BLAS
+#include <cblas.h>
+#endif
+
+int nn_blas_solo_begin(void) {
+#if defined(UMOE_BLAS) && defined(UMOE_OPENMP)
+    int n = openblas_get_num_threads();
+    if (n != 1) openblas_set_num_threads(1);
+    return n;
+#else
+    return 1;
+#endif
+}
+
+void nn_blas_solo_end(int saved) {
+#if defined(UMOE_BLAS) && defined(UMOE_OPENMP)
+    if (saved != 1) openblas_set_num_threads(saved);
+#else
+    (void)saved;
+#endif
+}
+
+#ifndef UMOE_BLAS
+/* One row i of C: C[i,:] = alpha * op(A)[i,:] @ op(B) + beta * C[i,:]. */
+static void gemm_row(int ta, int tb, size_t i, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    float *c = C + i * ldc;
+    if (beta == 0.0f) for (size_t j = 0; j < N; j++) c[j] = 0.0f;
+    else if (beta != 1.0f) for (size_t j = 0; j < N; j++) c[j] *= beta;
+    if (!tb) { /* B rows are contiguous along j: axpy form */
+        for (size_t k = 0; k < K; k++) {
+            float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+            const float *b = B + k * ldb;
+            for (size_t j = 0; j < N; j++) c[j] += a * b[j];
+        }
+    } else { /* B stored (N,K): dot form */
+        for (size_t j = 0; j < N; j++) {
+            const float *b = B + j * ldb;
+            float s = 0.0f;
+            if (!ta) {
+                const float *a = A + i * lda;
+                for (size_t k = 0; k < K; k++) s += a[k] * b[k];
+            } else {
+                for (size_t k = 0; k < K; k++) s += A[k * lda + i] * b[k];
+            }
+            c[j] += alpha * s;
+        }
+    }
+}
+#endif
+
+void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
+             size_t ldb, float beta, float *C, size_t ldc) {
+    if (M == 0 || N == 0) return;
+#ifdef UMOE_BLAS
+    if (K == 0) { /* OpenBLAS rejects lda < 1; the product is empty: C = beta * C */
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+                alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+#else
+    long m = (long)M;
+    int par = !nn_in_parallel() && M * N * (K + 1) > 32768;
+    (void)par; /* unused when built without OpenMP */
+#pragma omp parallel for schedule(static) if (par)
+    for (long i = 0; i < m; i++) gemm_row(ta, tb, (size_t)i, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}

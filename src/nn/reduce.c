@@ -1,0 +1,32 @@
+/* reduce.c - reductions used by the optimizer: nn_sumsq (sum of squares in double, for the global gradient
+ * norm of gradient clipping). The sum is taken over fixed blocks of NN_SUMSQ_BLOCK elements whose partial
+ * sums are added in block order, so the result is the same for any number of threads (a resumed or
+ * re-threaded run clips identically).
+ * Does not: take the square root (the caller combines tensors first). */
+#include "umoe/common.h"
+#include "umoe/nn.h"
+#include "nn_internal.h"
+
+#define NN_SUMSQ_BLOCK 16384
+
+static double block_sumsq(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+double nn_sumsq(const float *x, size_t n) {
+    size_t nb = (n + NN_SUMSQ_BLOCK - 1) / NN_SUMSQ_BLOCK;
+    if (nb <= 1) return block_sumsq(x, n);
+    double *part = umoe_malloc(nb * sizeof(double), "nn_sumsq partials");
+    long m = (long)nb;
+#pragma omp parallel for schedule(static) if (!nn_in_parallel())
+    for (long b = 0; b < m; b++) {
+        size_t lo = (size_t)b * NN_SUMSQ_BLOCK, hi = lo + NN_SUMSQ_BLOCK < n ? lo + NN_SUMSQ_BLOCK : n;
+        part[b] = block_sumsq(x + lo, hi - lo);
+    }
+    double s = 0.0;
+    for (size_t b = 0; b < nb; b++) s += part[b];
+    umoe_free(part, nb * sizeof(double));
+    return s;
+}
