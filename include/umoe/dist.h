@@ -168,5 +168,26 @@ umoe_status dist_allreduce_sum(float *x, size_t n, MPI_Comm comm, size_t bucket_
 /* In-place sum all-reduce of a few doubles (statistics: aux-loss expert counts and probability sums over the
  * EP group, d->ep, for the EP-group scope; over world for the global-batch scope). */
 umoe_status dist_allreduce_sum_f64(double *x, size_t n, MPI_Comm comm);
+
+/* ---------------------------------------------------------------- the model's MoE hooks over EP */
+/* ep_moe installs model_moe_ops (model.h) that run each MoE layer's routed experts with expert parallelism:
+ * dispatch the grouped token-assignment rows to the ranks owning the experts (flat or hierarchical), run
+ * model_experts_* on the local experts, combine the outputs back; backward reuses the layer's plan. With the
+ * spec's aux_scope == SPEC_AUX_EP_GROUP it also sums the aux-loss statistics over the EP group.
+ * The model keeps every expert's weights on every rank; only the owners' are used and get grads. */
+#include "umoe/model.h"
+typedef struct ep_moe ep_moe;
+umoe_status ep_moe_init(ep_moe **x, const dist_ctx *d, umoe_model *m, ep_a2a_kind kind);
+void ep_moe_free(ep_moe *x);
+const model_moe_ops *ep_moe_ops(const ep_moe *x); /* pass to model_set_moe_ops */
+/* Placement of MoE slot `slot` from its next forward on (NULL: default blocks); see dist_placement_check. */
+umoe_status ep_moe_set_placement(ep_moe *x, int slot, const int32_t *owner);
+int ep_moe_is_local(const ep_moe *x, int slot, int expert); /* this rank owns `expert` in `slot` */
+/* Traffic summed over all MoE slots' plans since init. */
+void ep_moe_traffic(const ep_moe *x, ep_traffic *total);
+/* Gradient sync of the model's flat grad block: dense tensors summed over d->world, each local expert's
+ * tensors over d->edp, non-local experts' left untouched (zero here; their owners hold them). In buckets of
+ * bucket_floats over contiguous runs of tensors of the same kind. Sums, not means. */
+umoe_status ep_moe_grad_sync(ep_moe *x, size_t bucket_floats, dist_sync_stats *stats);
 #endif /* UMOE_MPI */
 #endif
