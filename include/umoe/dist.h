@@ -1,9 +1,10 @@
-/* dist.h - expert parallelism over MPI, independent of the model: communicators of the DP x EP layout (with
+/* dist.h - expert parallelism over MPI: communicators of the DP x EP layout (with
  * emulated nodes), the expert-parallel dispatch/combine exchange of rows of C floats (flat and hierarchical,
  * blocking and non-blocking), bucketed gradient all-reduce, and start-up safety checks (config/binary hash,
  * MPI errors turned into messages). Owned by src/dist. See docs/dist.md for layouts and byte accounting.
  *
- * Does not: route tokens, run experts, know the model's parameter layout, or move weights for dynamic
+ * Last section: ep_moe, the model's MoE hooks (model.h) implemented over the exchange.
+ * Does not: route tokens, do expert math (ep_moe calls model_experts_*), or move weights for dynamic
  * placement (it only accepts a placement table). Everything here exists only when built with MPI
  * (UMOE_MPI defined); without it this header declares nothing.
  *
