@@ -323,6 +323,23 @@ static void test_smaller_call(void) {
     model_free(small);
 }
 
+/* the shipped preset loads, builds, and starts near the uniform loss ln(V) (TinyInit keeps logits small) */
+static void test_tiny_preset(void) {
+    spec_model s;
+    CHECK(spec_model_load("tiny-moe", &s) == UMOE_OK, "%s", umoe_err);
+    CHECK(s.V == 256 && s.attn == SPEC_ATTN_MLA && s.E >= 8 && s.E <= 16 && s.K == 2 && s.E_shared == 1 &&
+              s.mtp == 1, "tiny-moe: byte vocab, MLA, 8-16 experts, top-2, 1 shared, MTP 1");
+    umoe_model *m;
+    CHECK(model_init(&m, &s, 1, 32, 1) == UMOE_OK, "%s", umoe_err);
+    if (!m) return;
+    int32_t tok[32 + 1 + 1];
+    test_tokens(tok, 1, 32, s.mtp, s.V, 5);
+    model_losses L;
+    model_forward(m, tok, 1, 32, &L);
+    CHECK(fabs(L.lm_loss - log(256.0)) < 0.5, "initial lm loss %.3f, ln V = %.3f", L.lm_loss, log(256.0));
+    model_free(m);
+}
+
 int main(void) {
     RUN(test_layout);
     RUN(test_init);
@@ -331,5 +348,6 @@ int main(void) {
     RUN(test_aux_scope);
     RUN(test_score_bias_and_zero_tokens);
     RUN(test_smaller_call);
+    RUN(test_tiny_preset);
     TEST_MAIN_END();
 }
