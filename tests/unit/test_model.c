@@ -42,6 +42,10 @@ static void test_layout(void) {
     const model_tensor *t = model_tensors(m, &n);
     CHECK(model_n_params(m) == expected_params(&s), "n_params %zu, expected %zu", model_n_params(m),
           expected_params(&s));
+    spec_params sp;
+    spec_params_count(&s, &sp);
+    CHECK(sp.total + sp.mtp == (double)model_n_params(m), "spec counts %.0f, model %zu", sp.total + sp.mtp,
+          model_n_params(m));
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         CHECK(t[i].offset == off, "%s: offset %zu, want %zu (contiguous, in table order)", t[i].name, t[i].offset, off);
@@ -79,6 +83,11 @@ static void test_layout(void) {
     CHECK(model_init(&m, &s, B, T, 1) == UMOE_OK, "%s", umoe_err);
     CHECK(model_n_params(m) == expected_params(&s), "GQA n_params %zu, expected %zu", model_n_params(m),
           expected_params(&s));
+    spec_params p;
+    s.qkv_bias = 0;
+    spec_params_count(&s, &p);
+    CHECK(p.total + p.mtp == (double)model_n_params(m), "GQA: spec counts %.0f, model %zu", p.total + p.mtp,
+          model_n_params(m));
     CHECK(model_tensor_find(m, "model.layers.0.self_attn.k_proj.weight") != NULL, "k_proj");
     CHECK(model_tensor_find(m, "model.layers.0.post_attention_layernorm.weight") != NULL, "pre-FFN norm name");
     CHECK(model_tensor_find(m, "model.layers.0.pre_feedforward_layernorm.weight") == NULL, "no sandwich norm");
@@ -332,6 +341,10 @@ static void test_tiny_preset(void) {
     umoe_model *m;
     CHECK(model_init(&m, &s, 1, 32, 1) == UMOE_OK, "%s", umoe_err);
     if (!m) return;
+    spec_params p;
+    spec_params_count(&s, &p); /* src/spec counts from the formulas; the model from its layout */
+    CHECK(p.total + p.mtp == (double)model_n_params(m), "spec counts %.0f + %.0f MTP, model has %zu", p.total, p.mtp,
+          model_n_params(m));
     int32_t tok[32 + 1 + 1];
     test_tokens(tok, 1, 32, s.mtp, s.V, 5);
     model_losses L;
