@@ -8,7 +8,9 @@ calibration set that is disjoint from data/validation/published_points.csv (docs
      vTrain multi-node A100 sweep (109 rows), median |error|, with the constant of step 1;
   3. B200 GEMM plateau e_max and attn_eff (configs/hardware/b200.json):
      the 40 SimuMax B200 rows not in published_points.csv (data/validation/simumax_b200.csv,
-     in_published_points == 0).
+     in_published_points == 0);
+  4. the grouped-GEMM factor of MoE expert GEMMs (src/sim/cost.h SIM_GROUPED_GEMM_FACTOR): the 10 MoE
+     (DeepSeek-V2/V3) rows of that same calibration set, with the B200 constants of step 3.
 
 Usage: python3 tools/calibrate_sim.py  (after `make`; prints the grid and the minimum of each step).
 It writes only temporary files; copying a result into the presets is a deliberate, reviewed edit.
@@ -62,31 +64,51 @@ def step2(host_us):
     print("-> A100 e_max %.2f\n" % best[0])
 
 
-def step3():
+def b200_rows(hw, moe_only=False):
     rows = list(csv.DictReader(open("data/validation/simumax_b200.csv")))
+    path = os.path.join(TMP, "b200.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        for r in rows:
+            if r["in_published_points"] == "1" or (moe_only and "deepseek" not in r["id"]):
+                continue
+            r = dict(r, hardware=hw)
+            if r["model_preset"].endswith(".json"):  # relative to data/validation/
+                r["model_preset"] = os.path.abspath(os.path.join("data/validation", r["model_preset"]))
+            w.writerow(r)
+    return path
+
+
+def step3():
     best = None
     for e_max in [0.38, 0.40, 0.41, 0.42, 0.44, 0.48]:
         for attn in [0.35, 0.45, 0.55]:
             hw = hw_with("configs/hardware/b200.json", e_max, attn)
-            path = os.path.join(TMP, "b200.csv")
-            with open(path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-                w.writeheader()
-                for r in rows:
-                    if r["in_published_points"] == "1":
-                        continue
-                    r = dict(r, hardware=hw)
-                    if r["model_preset"].endswith(".json"):  # relative to data/validation/
-                        r["model_preset"] = os.path.abspath(os.path.join("data/validation", r["model_preset"]))
-                    w.writerow(r)
-            out = run(["validate", path, "--json"])
+            out = run(["validate", b200_rows(hw), "--json"])
             e = out["summary"]["median_abs_error"]
             print("B200 e_max %.2f attn_eff %.2f: median |error| %.4f over %d rows" % (e_max, attn, e, out["summary"]["modelled"]))
             if best is None or e < best[2]:
                 best = (e_max, attn, e)
-    print("-> B200 e_max %.2f attn_eff %.2f" % best[:2])
+    print("-> B200 e_max %.2f attn_eff %.2f\n" % best[:2])
+    return best[:2]
+
+
+def step4(e_max, attn):
+    hw = hw_with("configs/hardware/b200.json", e_max, attn)
+    path = b200_rows(hw, moe_only=True)
+    best = None
+    for gf in [1.0, 0.8, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45]:
+        os.environ["UMOE_CAL_GROUPED_GEMM"] = str(gf)
+        out = run(["validate", path, "--json"])
+        e = out["summary"]["median_abs_error"]
+        print("grouped GEMM factor %.2f: median |error| %.4f over %d MoE rows" % (gf, e, out["summary"]["modelled"]))
+        if best is None or e < best[1]:
+            best = (gf, e)
+    os.environ.pop("UMOE_CAL_GROUPED_GEMM", None)
+    print("-> grouped GEMM factor %.2f" % best[0])
 
 
 if __name__ == "__main__":
     step2(step1())
-    step3()
+    step4(*step3())

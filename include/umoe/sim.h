@@ -27,6 +27,7 @@ typedef struct {
                         *    stored: the 5as/h term of Korthikanti et al. 2022) */
     double host_s_per_kernel; /* > 0: override the host launch time per kernel (calibration tools only) */
     double host_combine_p;    /* > 0: override how GPU and host time combine (calibration tools only) */
+    double grouped_gemm_factor; /* > 0: override the grouped-GEMM factor (calibration tools only) */
 } sim_options;
 
 

@@ -169,8 +169,10 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         gemm(h, g, &a, t / tp, E, C);                /* router (replicated weights) */
         mem(h, &a, 16.0 * t / tp * E);              /* scores, top-k (fp32) */
         t_perm = mem(h, &a, 8.0 * As * C);                         /* permute + unpermute: r/w bf16 each */
-        t_fc1_exp = e_loc * sim_gemm_time(h, Me, (swiglu ? 2 : 1) * Fe, C, g->bits); /* grouped GEMM */
-        double t2 = e_loc * sim_gemm_time(h, Me, C, Fe, g->bits);
+        /* grouped GEMM: E/ep expert GEMMs at the per-expert efficiency, divided by the grouped-kernel factor */
+        double gf = o && o->grouped_gemm_factor > 0 ? o->grouped_gemm_factor : SIM_GROUPED_GEMM_FACTOR;
+        t_fc1_exp = e_loc * sim_gemm_time(h, Me, (swiglu ? 2 : 1) * Fe, C, g->bits) / gf;
+        double t2 = e_loc * sim_gemm_time(h, Me, C, Fe, g->bits) / gf;
         a.t += t_fc1_exp + t2; a.gemm += t_fc1_exp + t2; a.nk += 2;
         t_act = mem(h, &a, 2.0 * As * Fe * (swiglu ? 3 : 2));
         params_dense += C * E;

@@ -139,6 +139,10 @@ static int build(const rowref *r, sim_validation_row *o, spec_model *m, spec_clu
     memset(opt, 0, sizeof *opt);
     opt->attn_no_flash = umoe_streq_nocase(cell(r, "attn_kernel"), "unfused");
     opt->detailed = 1; /* event simulation of the schedule */
+    {
+        const char *g = getenv("UMOE_CAL_GROUPED_GEMM"); /* calibration script only (tools/calibrate_sim.py) */
+        if (g && *g) opt->grouped_gemm_factor = atof(g);
+    }
     return 1;
 }
 
