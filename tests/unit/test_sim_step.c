@@ -55,6 +55,30 @@ static void test_breakdown_sums_and_mfu(void) {
     CHECK_CLOSE(r.tokens_per_s, tok / r.step_time_s, 1e-12, 0, "tokens/s");
 }
 
+/* The detailed path (event simulation) keeps the breakdown exact for every schedule, DualPipe included, and
+ * stays close to the closed form. */
+static void test_detailed_breakdown(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_options o = {0};
+    o.detailed = 1;
+    setup_dense(&m, &c, &s);
+    spec_schedule sc[] = {SPEC_SCHED_1F1B, SPEC_SCHED_INTERLEAVED, SPEC_SCHED_ZB1P, SPEC_SCHED_DUALPIPE};
+    for (int i = 0; i < 4; i++) {
+        sim_result r, rc;
+        s.schedule = sc[i];
+        s.vpp = sc[i] == SPEC_SCHED_INTERLEAVED ? 2 : 1;
+        CHECK(sim_run(&m, &c, &s, &o, &r) == UMOE_OK, "%s", umoe_err);
+        CHECK(sim_run(&m, &c, &s, NULL, &rc) == UMOE_OK, "%s", umoe_err);
+        double sum = 0;
+        for (int k = 0; k < SIM_T_COUNT; k++) sum += r.breakdown[k];
+        CHECK_CLOSE(sum, r.step_time_s, 1e-9, 0, "detailed breakdown sums to the step");
+        CHECK_CLOSE(r.step_time_s, rc.step_time_s, 0.1, 0, "detailed vs closed form within 10%");
+        CHECK(r.pipeline.events == NULL, "no events unless recorded");
+    }
+}
+
 static void test_recompute_costs_time_saves_memory(void) {
     spec_model m;
     spec_cluster c;
@@ -149,6 +173,7 @@ static void test_fast_path_speed(void) {
 int main(void) {
     RUN(test_bubble_1f1b);
     RUN(test_breakdown_sums_and_mfu);
+    RUN(test_detailed_breakdown);
     RUN(test_recompute_costs_time_saves_memory);
     RUN(test_imbalance_slows_moe);
     RUN(test_hierarchical_a2a_helps_across_nodes);
