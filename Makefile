@@ -86,3 +86,10 @@ clean:
 	rm -rf build umoe
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# MPI test programs (tests/mpi/*.c): built only with MPI, run under mpirun by tests/mpi/test_*.sh.
+MPI_TEST_BIN := $(if $(filter 1,$(USE_MPI)),$(patsubst tests/mpi/%.c,$(BUILD)/mpitests/%,$(sort $(wildcard tests/mpi/*.c))))
+$(BUILD)/mpitests/%: tests/mpi/%.c tests/unit/test.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $< $(LIB) $(LDLIBS) -o $@
+test: $(MPI_TEST_BIN)

@@ -21,18 +21,12 @@ extern const char *const sim_mem_names[SIM_M_COUNT];
 typedef struct {
     int causal_half;   /* MFU counts only the causal half of attention's s^2 term */
     int detailed;      /* 1: event simulation of the pipeline schedule; 0: closed form (planner fast path) */
+    int record_events; /* detailed only: keep the pipeline events in sim_result.pipeline (for --trace/--svg) */
+    int attn_no_flash; /* 0 (default): flash-attention class kernel (causal blocks skipped, no s^2 activations);
+                        * 1: unfused attention as in Megatron-LM 2022 (full s^2 scores, softmax and dropout
+                        *    stored: the 5as/h term of Korthikanti et al. 2022) */
 } sim_options;
 
-typedef struct {
-    double params_total, params_active, flops_per_token; /* model FLOPs per token: fwd + bwd, no recompute */
-    double step_time_s, tokens_per_s, mfu, hfu;
-    double breakdown[SIM_T_COUNT];
-    double memory[SIM_M_COUNT];
-    double memory_peak_bytes;
-    int fits;
-    int worst_stage;   /* pipeline stage with the highest memory */
-    double bubble_frac;
-} sim_result;
 
 /* Pipeline event simulation. Per virtual stage (pp * vpp chunks, chunk c lives on device c % pp) and
  * per micro-batch: f (forward), b (backward-input, or whole backward when w == NULL), w (weight-gradient
@@ -54,7 +48,54 @@ void sim_pipeline_free(sim_pipeline_result *r);
 umoe_status sim_trace_write_chrome(const char *path, const sim_pipeline_result *p, const char *title);
 umoe_status sim_trace_write_svg(const char *path, const sim_pipeline_result *p, const char *title);
 
+typedef struct {
+    double params_total, params_active, flops_per_token; /* model FLOPs per token: fwd + bwd, no recompute */
+    double step_time_s, tokens_per_s, mfu, hfu;
+    double breakdown[SIM_T_COUNT];
+    double memory[SIM_M_COUNT];
+    double memory_peak_bytes;
+    int fits;
+    int worst_stage;   /* pipeline stage with the highest memory */
+    double bubble_frac;
+    /* extra detail (not part of the stable JSON minimum) */
+    double flops_per_step_model;    /* model FLOPs of one step, all devices (MFU numerator) */
+    double flops_per_step_hw;       /* plus recompute (HFU numerator) */
+    double stage_fwd_s[2], stage_bwd_s[2]; /* slowest stage: one micro-batch forward / backward incl. exposed comm */
+    int n_microbatches;
+    double inflight;                /* micro-batches whose activations the worst stage holds at once */
+    sim_pipeline_result pipeline;   /* detailed runs: the event simulation (free with sim_result_free) */
+} sim_result;
+
+
 /* One strategy. Returns UMOE_EINPUT (with umoe_err) when the strategy is invalid for the model/cluster. */
 umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strategy *s, const sim_options *o,
                     sim_result *r);
+/* Frees what a detailed run with record_events kept (safe on any result, zeroed or not recorded). */
+void sim_result_free(sim_result *r);
+
+/* ------------------------------------------------------------------ cost-model building blocks
+ * (src/sim/cost_*.c; equations and sources in docs/cost-model.md). Exposed for tests and the planner. */
+/* GEMM efficiency for a GEMM of `flops` FLOPs: piecewise linear in log10(flops) through the hardware's
+ * gemm_eff table, clamped at both ends; 0.7 when the table is empty (documented default). */
+double sim_gemm_eff(const spec_hardware *h, double flops);
+/* Roofline time of one GEMM (m x k) @ (k x n), 2-byte operands unless bits == 8 (1-byte inputs). */
+double sim_gemm_time(const spec_hardware *h, double m, double n, double k, int bits);
+/* Memory-bound kernel moving `bytes` to/from HBM. */
+double sim_mem_time(const spec_hardware *h, double bytes);
+/* Collectives over n ranks of which k share a node (k == n: one node). `bytes` is the full buffer per rank:
+ * all-reduce: the buffer; all-gather: the gathered output; reduce-scatter: the input; all-to-all: what one
+ * rank sends in total (including the share it keeps). Alpha-beta: latency per step + bytes / bandwidth. */
+double sim_allreduce_time(const spec_hardware *h, int n, int k, double bytes);
+double sim_allgather_time(const spec_hardware *h, int n, int k, double bytes);
+double sim_reducescatter_time(const spec_hardware *h, int n, int k, double bytes);
+double sim_alltoall_time(const spec_hardware *h, int n, int k, double bytes);
+/* Hierarchical all-to-all (MindSpeed / Pangu): inter-node all-gather of the *tokens* among ranks with the same
+ * local index, then an intra-node all-to-all of the token-assignments. tok_bytes: this rank's tokens (each
+ * once); asg_bytes: its token-assignments (tokens x top-k). */
+double sim_alltoall_hier_time(const spec_hardware *h, int n, int k, double tok_bytes, double asg_bytes);
+double sim_p2p_time(const spec_hardware *h, int inter_node, double bytes);
+
+/* Activation bytes stored for one transformer layer and one micro-batch on one device (Korthikanti et al.
+ * 2022, Table 2, generalised to GQA/MLA/SwiGLU/MoE; see docs/cost-model.md). */
+double sim_layer_act_bytes(const spec_model *m, const spec_strategy *s, const sim_options *o, int moe_layer);
 #endif

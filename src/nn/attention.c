@@ -8,7 +8,7 @@
  * with p recomputed from the saved lse (no (T,T) tensor is kept between forward and backward).
  * Blocking: queries in blocks of NN_ATTN_BLOCK rows; block [i0,i1) only needs keys [0,i1), so the scores
  * of a block are one GEMM (m x i1) and the output one GEMM, through nn_gemm (sgemm). Softmax is two-pass
- * (max, then exp-sum) per row. Parallel over (batch, head, block) forward and over (batch, kv head)
+ * (max, then exp-sum) per row, with the vectorisable nn_expf. Parallel over (batch, head, block) forward and over (batch, kv head)
  * backward, which owns disjoint slices of dq, dk and dv; BLAS is single-threaded inside those regions.
  * Layouts: q (B,T,H,Dk), k (B,T,Hk,Dk), v (B,T,Hk,Dv), out (B,T,H,Dv), lse (B,H,T).
  * Does not: dropout, sliding windows, padding masks (all sequences are full length). */
@@ -18,26 +18,34 @@
 #include "umoe/nn.h"
 #include "nn_internal.h"
 
-#define NN_ATTN_BLOCK 64
+#define NN_ATTN_BLOCK 128
 
 /* Rows [i0, i0+m) of S (ld T) hold scale q.k for keys [0, i0+m); turn each row i into p_ij (j <= i), zero
- * beyond the diagonal; write lse_i when lse_out, else use the given lse. */
+ * beyond the diagonal. Forward (lse_out): one pass of exp(s - max) into the row, lse = max + log(sum),
+ * then a scale by 1/sum. Backward (lse_in): p = exp(s - lse). exp is nn_expf (vectorised). */
 static void softmax_rows(float *S, size_t ld, size_t i0, size_t m, float *lse_out, const float *lse_in) {
     for (size_t r = 0; r < m; r++) {
         float *s = S + r * ld;
         size_t n = i0 + r + 1; /* keys 0..i */
-        float l;
         if (lse_out) {
-            float mx = s[0];
-            for (size_t j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-            double sum = 0.0;
-            for (size_t j = 0; j < n; j++) sum += exp((double)(s[j] - mx));
-            l = mx + (float)log(sum);
-            lse_out[i0 + r] = l;
+            float mx = s[0], sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+            for (size_t j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+ : sum)
+            for (size_t j = 0; j < n; j++) {
+                float e = nn_expf(s[j] - mx);
+                s[j] = e;
+                sum += e;
+            }
+            lse_out[i0 + r] = mx + logf(sum);
+            float inv = 1.0f / sum;
+#pragma omp simd
+            for (size_t j = 0; j < n; j++) s[j] *= inv;
         } else {
-            l = lse_in[i0 + r];
+            float l = lse_in[i0 + r];
+#pragma omp simd
+            for (size_t j = 0; j < n; j++) s[j] = nn_expf(s[j] - l);
         }
-        for (size_t j = 0; j < n; j++) s[j] = expf(s[j] - l);
         for (size_t j = n; j < i0 + m; j++) s[j] = 0.0f;
     }
 }

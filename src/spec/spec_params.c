@@ -3,11 +3,11 @@
  * Convention: "total" counts every parameter of the main model (embedding and head included). "active"
  * counts the parameters of the matrix products a token goes through: attention, dense FFNs, routers, the K
  * routed + all shared experts of every MoE layer, norms, the LM head, but not the embedding table (a row
- * lookup). This reproduces the published activated counts of DeepSeek-V2-Lite (2.4B: ours 2.45B),
- * DeepSeek-V2 (21B: 20.9B), DeepSeek-V3 (37B: 36.6B) and Pangu Ultra MoE (39B: 39.2B); counting the
- * embedding too would give 2.66B, 21.4B, 37.6B and 40.4B. Mistral counts the embedding (Mixtral 8x7B:
- * 12.9B), so active_with_embed is reported as well. MTP modules are reported separately and excluded from
- * both total and active.
+ * lookup). This reproduces the published activated counts of DeepSeek-V2 (21B: ours 20.9B), DeepSeek-V3
+ * (37B: 36.6B) and Pangu Ultra MoE (39B: 39.2B); counting the embedding too gives 21.4B, 37.6B and 40.4B
+ * (DeepSeek-V2-Lite: 2.4B published, 2.45B ours, 2.66B with the embedding). Mistral counts the embedding
+ * (Mixtral 8x7B: 12.9B), so active_with_embed is reported as well. MTP modules are reported separately and
+ * excluded from both total and active.
  * Does not: count FLOPs (spec_flops.c) or bytes (the simulator's memory model). */
 #include "umoe/spec.h"
 
@@ -51,14 +51,14 @@ void spec_params_count(const spec_model *m, spec_params *p) {
         p->expert = ffn_params(m, m->F_expert);
     }
     p->dense_layer = p->attn_per_layer + p->ffn_norms_per_layer + p->dense_ffn_per_layer;
-    p->moe_layer = p->attn_per_layer + p->ffn_norms_per_layer + p->moe_router_per_layer +
-                   (double)(m->E + m->E_shared) * p->expert;
-    p->moe_layer_active = p->attn_per_layer + p->ffn_norms_per_layer + p->moe_router_per_layer +
-                          (double)(m->K + m->E_shared) * p->expert;
-    for (int l = 0; l < m->L; l++) {
-        if (spec_layer_is_moe(m, l)) p->n_moe++;
-        else p->n_dense++;
+    if (m->E > 0) {
+        p->moe_layer = p->attn_per_layer + p->ffn_norms_per_layer + p->moe_router_per_layer +
+                       (double)(m->E + m->E_shared) * p->expert;
+        p->moe_layer_active = p->attn_per_layer + p->ffn_norms_per_layer + p->moe_router_per_layer +
+                              (double)(m->K + m->E_shared) * p->expert;
     }
+    p->n_moe = m->E > 0 ? m->L - m->first_k_dense : 0; /* = the layers where spec_layer_is_moe holds */
+    p->n_dense = m->L - p->n_moe;
     double shared = p->embed + p->head + p->final_norm;
     p->total = shared + p->n_dense * p->dense_layer + p->n_moe * p->moe_layer;
     p->active_with_embed = shared + p->n_dense * p->dense_layer + p->n_moe * p->moe_layer_active;

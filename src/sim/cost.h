@@ -1,0 +1,40 @@
+/* cost.h - private to src/sim: the per-layer cost record that cost_layer.c fills and step.c assembles.
+ * All times are seconds for ONE micro-batch on ONE device; bytes are per device. */
+#ifndef UMOE_SIM_COST_H
+#define UMOE_SIM_COST_H
+#include "umoe/sim.h"
+
+typedef struct {
+    double fwd, bwd;        /* compute: forward; backward (dX + dW) */
+    double bwd_w;           /* the weight-gradient (dW) share of bwd, for ZB-1P / DualPipe */
+    double gemm_fwd;        /* GEMM share of fwd (windows for TP overlap) */
+    double rc;              /* recompute time (forward parts redone in backward) */
+    double tp_fwd, tp_bwd;  /* TP (+SP) collectives, exposed after overlap */
+    double cp_fwd, cp_bwd;  /* CP ring-attention KV passes, exposed */
+    double ep_fwd, ep_bwd;  /* EP dispatch + combine, exposed */
+    double flops_model;     /* model FLOPs fwd+bwd on this device (MFU convention: attention per options) */
+    double flops_rc;        /* recomputed FLOPs */
+    double params_dense;    /* parameters stored on this device, non-expert */
+    double params_expert;   /* expert parameters stored on this device */
+} sim_cost;
+
+/* Derived strategy quantities shared by the cost functions. */
+typedef struct {
+    int tp, cp, pp, vpp, ep, etp, dp, edp, sp, dpn; /* dpn: devices per node */
+    double t;        /* tokens per device-group per micro-batch: mbs x T / cp */
+    double t_sp;     /* tokens in the sequence-parallel regions: t / tp with SP, else t */
+    int k_tp, k_cp, k_ep, k_dp, k_edp; /* ranks per node of each group (== group size when inside one node) */
+    int bits;
+    double imb;      /* slowest EP rank: max / mean routed token-assignments */
+} sim_geom;
+
+void sim_geom_init(const spec_model *m, const spec_cluster *c, const spec_strategy *s, sim_geom *g);
+/* Cost of one layer (moe = 1: attention + MoE FFN; 0: attention + dense FFN). */
+void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
+                    const sim_geom *g, int moe, sim_cost *out);
+/* Embedding (first stage) and LM head + loss (last stage), one micro-batch. */
+void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,
+                    sim_cost *out);
+void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,
+                   sim_cost *out);
+#endif
