@@ -2,6 +2,7 @@
  * preset name, or a checkpoint directory), and run the training loop (src/train). Input errors exit 2,
  * a failed run exits 1. Does not: implement any of the training itself. */
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
@@ -26,7 +27,7 @@ static void usage(FILE *f) {
             "  --seed S         initialisation and data-order seed (1)\n"
             "  --val-frac F     fraction of FILE held out for validation, taken from its end (0.1)\n"
             "  --val-every N    validate every N steps, 0 = only at the end (0)\n"
-            "  --val-batches N  batches per validation, 0 = the whole split (16)\n"
+            "  --val-batches N  batches per validation, 0 = the whole split (4)\n"
             "  --out DIR        checkpoint directory (model.safetensors, config.json, train_state.bin)\n"
             "  --save-every N   checkpoint every N steps, 0 = only at the end (0)\n"
             "  --log FILE       one JSON object per step (JSONL; appended to when resuming)\n"
@@ -35,6 +36,7 @@ static void usage(FILE *f) {
             "                   schedule, so a later --resume continues the same run\n"
             "  --progress MODE  auto, line (a line every few steps), tty (one updating line) or off (auto)\n\n"
             "The progress line on stderr shows step, loss, aux loss, learning rate, tokens/s and ETA.\n"
+            "Ctrl-C (or SIGTERM) finishes the current step, checkpoints it (with --out) and exits 1.\n"
             "Formats: docs/formats-engine.md. Exit codes: 0 ok, 1 the run failed, 2 bad input.\n");
 }
 
@@ -55,6 +57,12 @@ int cli_load_model_or_checkpoint(const char *arg, spec_model *s) {
     }
     if (!st) st = spec_model_validate(s, arg);
     return st ? cli_input_error() : 0;
+}
+
+static volatile sig_atomic_t g_interrupt;
+static void on_signal(int sig) {
+    if (g_interrupt) signal(sig, SIG_DFL); /* a second Ctrl-C stops at once */
+    g_interrupt = 1;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -115,7 +123,12 @@ int cmd_train(int argc, char **argv) {
     int rc = cli_load_model_or_checkpoint(model, &s);
     if (rc) return rc;
     train_result r;
+    c.interrupt = &g_interrupt; /* Ctrl-C / SIGTERM: finish the step, checkpoint it, stop */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     umoe_status st = train_run(&s, &c, &r);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     if (st == UMOE_EINPUT) return cli_input_error();
     if (st) {
         fprintf(stderr, "umoe train: %s\n", umoe_err);
@@ -125,5 +138,10 @@ int cmd_train(int argc, char **argv) {
     if (!isnan(r.val_loss)) printf(", validation loss %.4f (perplexity %.3f)", r.val_loss, exp(r.val_loss));
     printf(", %.0f tokens/s over %.1f s\n", r.tokens_per_s, r.seconds);
     if (c.out_dir) printf("checkpoint: %s\n", c.out_dir);
+    if (r.interrupted) {
+        fprintf(stderr, "umoe train: interrupted after step %ld%s%s\n", r.steps_done,
+                c.out_dir ? "; continue with --resume " : " (no --out: nothing saved)", c.out_dir ? c.out_dir : "");
+        return UMOE_EXIT_FAIL;
+    }
     return UMOE_EXIT_OK;
 }
