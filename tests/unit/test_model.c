@@ -242,6 +242,16 @@ static void test_moe_ops_split(void) {
     model_free(m);
 }
 
+/* aux_reduce hook standing in for an all-reduce over two ranks that saw identical micro-batches */
+static int g_reduce_calls;
+static void reduce_twice(void *ctx, int slot, double *counts, double *psum, double *tokens) {
+    const spec_model *s = ctx;
+    for (int i = 0; i < s->E; i++) { counts[i] *= 2; psum[i] *= 2; }
+    *tokens *= 2;
+    g_reduce_calls++;
+    (void)slot;
+}
+
 static void test_aux_scope(void) {
     spec_model s;
     test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_PRE);
@@ -262,6 +272,14 @@ static void test_aux_scope(void) {
     model_set_aux_counts(m, NULL, 0);
     model_forward(m, tok, B, T, &L2);
     CHECK(L2.aux_loss == L0.aux_loss, "NULL restores the micro-batch scope");
+    /* a group of two identical ranks has the same f_i and P_i, so the same loss */
+    model_moe_ops ops = {&s, NULL, NULL, reduce_twice};
+    model_set_moe_ops(m, &ops);
+    g_reduce_calls = 0;
+    model_forward(m, tok, B, T, &L2);
+    CHECK(g_reduce_calls == nm, "aux_reduce called %d times for %d MoE layers", g_reduce_calls, nm);
+    CHECK_CLOSE(L2.aux_loss, L0.aux_loss, 1e-12, 0, "aux loss over two identical ranks");
+    model_set_moe_ops(m, NULL);
     model_free(m);
 }
 
