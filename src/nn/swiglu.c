@@ -1,4 +1,4 @@
-/* swiglu.c - the SwiGLU gate (Shazeer 2020, "GLU Variants Improve Transformer", eq. 5 with Swish_1 = SiLU):
+/* swiglu.c - the SwiGLU gate (Shazeer 2020, "GLU Variants Improve Transformer", sec. 2, SwiGLU with Swish_1 = SiLU):
  *   out = silu(g) * u,  silu(g) = g * sigmoid(g).
  * Backward: with s = sigmoid(g), silu'(g) = s * (1 + g * (1 - s)):
  *   dg += dout * u * silu'(g),  du += dout * silu(g).
