@@ -147,7 +147,7 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         t_core_b = 2.0 * t_core;
     } else {
         t_core = 0.5 * core_flops / (h->peak_bf16 * attn_eff);
-        t_core_b = 2.5 * t_core;
+        t_core_b = 2.5 * t_core / SIM_ATTN_BWD_EFF_RATIO; /* 2.5x the FLOPs at a lower efficiency */
     }
     a.t += t_core;
     a.nk += no_flash ? 4 + 4 : 1; /* QK^T, softmax, dropout, PV + 4 layout copies (q, k, v, context) */
@@ -253,15 +253,18 @@ void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     (void)s;
 }
 
-void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,
-                   sim_cost *out) {
+void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
+                   const sim_geom *g, sim_cost *out) {
     *out = (sim_cost){0};
     double t = g->t, V = (double)m->V / g->tp;
     double tg = sim_gemm_time(h, t, V, m->C, g->bits);
     double tn = sim_mem_time(h, 4.0 * g->t_sp * m->C);         /* final norm */
-    double tl = sim_mem_time(h, 3.0 * 4.0 * t * V);             /* fp32 softmax cross-entropy: 3 passes */
+    int unfused = o && o->loss_unfused;
+    double lf = unfused ? SIM_LOSS_UNFUSED_FWD_BYTES : SIM_LOSS_FUSED_FWD_BYTES;
+    double lb = unfused ? SIM_LOSS_UNFUSED_BWD_BYTES : SIM_LOSS_FUSED_BWD_BYTES;
+    double tl = sim_mem_time(h, lf * t * V);                    /* softmax cross-entropy over t x V/tp logits */
     out->fwd = tg + tn + tl;
-    out->bwd = 2 * tg + 2 * tn + sim_mem_time(h, 2.0 * 4.0 * t * V);
+    out->bwd = 2 * tg + 2 * tn + sim_mem_time(h, lb * t * V);
     out->bwd_w = tg;
     out->gemm_fwd = tg;
     if (g->tp > 1) {
