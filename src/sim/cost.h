@@ -32,6 +32,12 @@ typedef struct {
  * head dim 128, sequence 4k, non-causal): cuDNN 499 / 609 TFLOP/s = 0.82, FlashAttention-3 542 / 638 = 0.85,
  * FlashAttention-2 310 / 368 = 0.84; the lowest (cuDNN, Transformer Engine's default on Hopper) is taken. */
 #define SIM_ATTN_BWD_EFF_RATIO 0.82
+/* TP communication overlap (Transformer Engine userbuffers, Megatron --tp-comm-overlap): the reduce-scatter
+ * overlaps ("pipeline" for the forward output/down projections, "bulk" for the backward dgrad/wgrad of the input
+ * projections) run on num_sm = 16 SMs with set_sm_margin, so those GEMMs get 132 - 16 of H100's 132 SMs
+ * (TransformerEngine transformer_engine/pytorch/module/base.py, initialize_ub default config; the ring-exchange
+ * all-gathers use 1 SM and copy engines and are not taxed). Extra GEMM time = 16 / (132 - 16). */
+#define SIM_TP_OVERLAP_GEMM_TAX (16.0 / (132.0 - 16.0))
 /* LM-head loss, bytes moved per logit (docs/cost-model.md "LM head + loss"). Fused: fp32 softmax cross-entropy
  * in 3 passes forward, 2 backward. Unfused (Megatron-LM tensor_parallel/cross_entropy.py with logits.float()):
  * forward = cast bf16->fp32 (r2 w4) + max (r4) + subtract max (r4 w4) + exp (r4 w4) + sum (r4) + divide by the

@@ -102,6 +102,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
 
     /* ---- attention projections */
     double t_up = 0, core_flops, kv_cp_bytes;
+    /* GEMMs that overlap a TP reduce-scatter with TP comm overlap on (Transformer Engine userbuffers): forward
+     * the output projection and the FFN down projection; backward the attention input and FFN up projections */
+    double t_rs_f = 0, t_rs_b = 0;
     double heads = m->H / tp;
     if (m->attn == SPEC_ATTN_MLA) {
         double qk = m->qk_nope + m->qk_rope;
@@ -117,7 +120,8 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         gemm(h, g, &a, t, m->kv_lora + m->qk_rope, C);           /* kv down: replicated */
         t_up += gemm(h, g, &a, t, heads * (m->qk_nope + m->v_head), m->kv_lora);
         mem(h, &a, 4.0 * t * m->kv_lora);
-        gemm(h, g, &a, t, C, heads * m->v_head);                 /* output projection */
+        t_rs_f += gemm(h, g, &a, t, C, heads * m->v_head);       /* output projection */
+        t_rs_b += t_up;
         params_dense += C * (m->kv_lora + m->qk_rope) + m->kv_lora + m->kv_lora * heads * (m->qk_nope + m->v_head)
                         + heads * m->v_head * C;
         core_flops = 2.0 * t * m->T * heads * (qk + m->v_head);
@@ -127,8 +131,8 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         double hkv = m->H_kv > 0 ? m->H_kv : m->H;
         double q = heads * hd, kv = hkv / tp * hd;
         if (kv <= 0) kv = hd; /* GQA with fewer kv heads than tp: each rank keeps one replica */
-        gemm(h, g, &a, t, q + 2 * kv, C);
-        gemm(h, g, &a, t, C, q);
+        t_rs_b += gemm(h, g, &a, t, q + 2 * kv, C);
+        t_rs_f += gemm(h, g, &a, t, C, q);
         params_dense += C * (q + 2 * kv) + q * C + (m->qkv_bias ? q + 2 * kv : 0);
         core_flops = 4.0 * t * m->T * q;
         kv_cp_bytes = 2.0 * t * 2 * kv;
@@ -157,9 +161,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     double t_act = 0, t_fc1_exp = 0, t_perm = 0, ep_comm = 0;
     if (!moe) {
         double F = m->F / tp;
-        gemm(h, g, &a, t, (swiglu ? 2 : 1) * F, C);
+        t_rs_b += gemm(h, g, &a, t, (swiglu ? 2 : 1) * F, C);
         t_act = mem(h, &a, 2.0 * t * F * (swiglu ? 3 : 2));
-        gemm(h, g, &a, t, C, F);
+        t_rs_f += gemm(h, g, &a, t, C, F);
         params_dense += (swiglu ? 3 : 2) * C * F;
     } else {
         double E = m->E, K = m->K, Fe = (double)m->F_expert / g->etp;
@@ -179,9 +183,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         params_expert += e_loc * (swiglu ? 3 : 2) * C * Fe;
         if (m->E_shared > 0) {
             double Fs = (double)m->F_expert * m->E_shared / tp;
-            gemm(h, g, &a, t, (swiglu ? 2 : 1) * Fs, C);
+            t_rs_b += gemm(h, g, &a, t, (swiglu ? 2 : 1) * Fs, C);
             t_act += mem(h, &a, 2.0 * t * Fs * (swiglu ? 3 : 2));
-            gemm(h, g, &a, t, C, Fs);
+            t_rs_f += gemm(h, g, &a, t, C, Fs);
             params_dense += (swiglu ? 3 : 2) * C * Fs;
         }
         /* EP: dispatch + combine per direction; volume = this rank's token-assignments x C x 2 bytes, scaled by
@@ -224,8 +228,15 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
      * (kernels x host seconds per kernel; the backward launches about twice as many kernels). */
     double host = host_s_per_kernel(o);
     double bwd_gpu = 2.0 * (a.t - t_core) + t_core_b;
+    double fwd_gpu = a.t;
+    if (s->overlap_tp && g->tp > 1) {
+        /* SM contention of TP comm overlap: the reduce-scatter kernels occupy SMs that the overlapped GEMMs
+         * lose (backward: dgrad + wgrad of the input projections, i.e. 2x their forward time) */
+        fwd_gpu += t_rs_f * SIM_TP_OVERLAP_GEMM_TAX;
+        bwd_gpu += 2.0 * t_rs_b * SIM_TP_OVERLAP_GEMM_TAX;
+    }
     double pw = o && o->host_combine_p > 0 ? o->host_combine_p : SIM_HOST_COMBINE_P;
-    out->fwd = host_combine(a.t, a.nk * host, pw);
+    out->fwd = host_combine(fwd_gpu, a.nk * host, pw);
     out->bwd = host_combine(bwd_gpu, 2 * a.nk * host, pw);
     out->bwd_w = a.gemm;
     out->gemm_fwd = a.gemm;

@@ -192,6 +192,31 @@ static void test_attention_backward_efficiency(void) {
     CHECK_CLOSE(r1.step_time_s - r0.step_time_s, 4 * per_layer, 1e-6, 0, "attention core fwd + bwd / 0.82");
 }
 
+/* TP comm overlap: the GEMMs that overlap a reduce-scatter (forward: output and FFN down projections; backward:
+ * dgrad + wgrad of the QKV and FFN up projections) lose 16 of 132 SMs (Transformer Engine userbuffers); the
+ * step's compute grows by exactly that share, per layer and micro-batch. */
+static void test_tp_overlap_sm_tax(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r0, r1;
+    fx_gpt(&m, 4, 4096, 32, 4096);
+    m.V = 128;
+    fx_hw_simple(&c.hw);
+    c.devices = 2;
+    fx_strategy(&s, 2, 1, 1, 1, 2);
+    s.sp = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r0) == UMOE_OK, "%s", umoe_err);
+    s.overlap_tp = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r1) == UMOE_OK, "%s", umoe_err);
+    double t = 4096, C = 4096, q = 2048, F = 8192;
+    double qkv = sim_gemm_time(&c.hw, t, 3 * q, C, 16), proj = sim_gemm_time(&c.hw, t, C, q, 16);
+    double fc1 = sim_gemm_time(&c.hw, t, F, C, 16), fc2 = sim_gemm_time(&c.hw, t, C, F, 16);
+    double tax = 16.0 / 116.0, per_layer = tax * (proj + fc2 + 2 * (qkv + fc1));
+    CHECK_CLOSE(r1.breakdown[SIM_T_COMPUTE] - r0.breakdown[SIM_T_COMPUTE], 2 * 4 * per_layer, 1e-6, 0,
+                "2 micro-batches x 4 layers x taxed GEMM time");
+}
+
 static void test_fast_path_speed(void) {
     spec_model m;
     spec_cluster c;
@@ -223,6 +248,7 @@ int main(void) {
     RUN(test_invalid_strategy);
     RUN(test_unfused_loss_costs_logit_passes);
     RUN(test_attention_backward_efficiency);
+    RUN(test_tp_overlap_sm_tax);
     RUN(test_fast_path_speed);
     TEST_MAIN_END();
 }
