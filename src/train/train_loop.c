@@ -159,7 +159,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     int overwrite = c->progress < 0 ? isatty(2) : c->progress == 1, quiet = c->progress == 2;
     long print_every = o->steps / 20 > 1 ? o->steps / 20 : 1;
     train_schedule sched = {o->lr, o->min_lr, o->warmup, o->steps};
-    double t_run = umoe_now(), tokens_run = 0;
+    double t_run = umoe_now(), tokens_run = 0, t_print = 0;
     LOG_INFO("training \"%s\": %zu parameters, %d x %d tokens x %d micro-batches per step, %llu training and "
              "%llu validation windows", s->name, n_params, o->B, o->T, o->accum,
              (unsigned long long)ld.n_train_win, (unsigned long long)ld.n_val_win);
@@ -229,8 +229,12 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         train_metrics_log(log, &sm);
         double el = umoe_now() - t_run;
         double eta = el / (double)(step + 1 - step0) * (double)(o->steps - step - 1);
-        if (!quiet && (overwrite || step == step0 || (step + 1) % print_every == 0 || last || stop))
+        double now = umoe_now();
+        int due = overwrite ? now - t_print >= 0.1 : (step + 1) % print_every == 0; /* tty: at most 10 per s */
+        if (!quiet && (due || step == step0 || last || stop)) {
             train_metrics_progress(overwrite, &sm, o->steps, eta);
+            t_print = now;
+        }
         if (!isnan(sm.val_loss)) {
             if (overwrite) fputc('\n', stderr);
             LOG_INFO("step %ld: validation loss %.4f nats/token (perplexity %.3f)", step + 1, sm.val_loss,
