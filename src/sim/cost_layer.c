@@ -72,6 +72,15 @@ static double host_s_per_kernel(const sim_options *o) {
     return o && o->host_s_per_kernel > 0 ? o->host_s_per_kernel : SIM_HOST_S_PER_KERNEL;
 }
 
+/* GPU time g and host launch time c of one pass: (g^p + c^p)^(1/p); p = 1 adds them, p -> infinity is the
+ * maximum (perfectly asynchronous launches). */
+static double host_combine(double g, double c, double p) {
+    if (p >= 64) return g > c ? g : c;
+    if (p == 1) return g + c;
+    if (p == 2) return sqrt(g * g + c * c);
+    return pow(pow(g, p) + pow(c, p), 1.0 / p);
+}
+
 static double exposed(double comm, double window) { double e = comm - window; return e > 0 ? e : 0; }
 
 void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
@@ -87,7 +96,7 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     /* ---- norms and residual adds (sequence-parallel region: tn tokens) */
     int n_norm = m->norm == SPEC_NORM_SANDWICH ? 4 : 2;
     double t_norm = mem(h, &a, n_norm * 4.0 * tn * C);          /* read + write bf16 */
-    double t_resid = mem(h, &a, 2 * 3.0 * 2.0 * tn * C);        /* 2 residual adds: read 2, write 1 */
+    mem(h, &a, 2 * 3.0 * 2.0 * tn * C);                         /* 2 residual adds: read 2, write 1 */
     params_dense += n_norm * C;
     if (rc & SPEC_RC_NORM) rc_t += t_norm;
 
@@ -132,8 +141,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     double t_core, t_core_b;
     double attn_eff = h->attn_eff > 0 ? h->attn_eff : 0.5;
     if (no_flash) {
-        double elems = t * m->T * heads;
-        t_core = core_flops / (h->peak_bf16 * sim_gemm_eff(h, core_flops)) + sim_mem_time(h, 9.0 * elems);
+        /* batched GEMMs run at the efficiency of one head's GEMM: (t x T) by the head dim */
+        double elems = t * m->T * heads, per_head = heads > 0 ? core_flops / (2.0 * heads * s->mbs) : core_flops;
+        t_core = core_flops / (h->peak_bf16 * sim_gemm_eff(h, per_head)) + sim_mem_time(h, 9.0 * elems);
         t_core_b = 2.0 * t_core;
     } else {
         t_core = 0.5 * core_flops / (h->peak_bf16 * attn_eff);
@@ -144,7 +154,7 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     if (rc & SPEC_RC_ATTN_CORE) rc_t += t_core;
 
     /* ---- FFN */
-    double t_act = 0, t_fc1_exp = 0, t_perm = 0, ep_comm = 0, shared_t = 0;
+    double t_act = 0, t_fc1_exp = 0, t_perm = 0, ep_comm = 0;
     if (!moe) {
         double F = m->F / tp;
         gemm(h, g, &a, t, (swiglu ? 2 : 1) * F, C);
@@ -159,19 +169,19 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         gemm(h, g, &a, t / tp, E, C);                /* router (replicated weights) */
         mem(h, &a, 16.0 * t / tp * E);              /* scores, top-k (fp32) */
         t_perm = mem(h, &a, 8.0 * As * C);                         /* permute + unpermute: r/w bf16 each */
-        t_fc1_exp = e_loc * sim_gemm_time(h, Me, (swiglu ? 2 : 1) * Fe, C, g->bits); /* grouped GEMM */
-        double t2 = e_loc * sim_gemm_time(h, Me, C, Fe, g->bits);
+        /* grouped GEMM: E/ep expert GEMMs at the per-expert efficiency, divided by the grouped-kernel factor */
+        double gf = o && o->grouped_gemm_factor > 0 ? o->grouped_gemm_factor : SIM_GROUPED_GEMM_FACTOR;
+        t_fc1_exp = e_loc * sim_gemm_time(h, Me, (swiglu ? 2 : 1) * Fe, C, g->bits) / gf;
+        double t2 = e_loc * sim_gemm_time(h, Me, C, Fe, g->bits) / gf;
         a.t += t_fc1_exp + t2; a.gemm += t_fc1_exp + t2; a.nk += 2;
         t_act = mem(h, &a, 2.0 * As * Fe * (swiglu ? 3 : 2));
         params_dense += C * E;
         params_expert += e_loc * (swiglu ? 3 : 2) * C * Fe;
         if (m->E_shared > 0) {
             double Fs = (double)m->F_expert * m->E_shared / tp;
-            double before = a.t;
             gemm(h, g, &a, t, (swiglu ? 2 : 1) * Fs, C);
             t_act += mem(h, &a, 2.0 * t * Fs * (swiglu ? 3 : 2));
             gemm(h, g, &a, t, C, Fs);
-            shared_t = a.t - before;
             params_dense += (swiglu ? 3 : 2) * C * Fs;
         }
         /* EP: dispatch + combine per direction; volume = this rank's token-assignments x C x 2 bytes, scaled by
@@ -185,7 +195,6 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     if (rc & SPEC_RC_ACT) rc_t += t_act;
     if (rc & SPEC_RC_EXPERT_FC1) rc_t += t_fc1_exp;
     if (rc & SPEC_RC_PERMUTE) rc_t += t_perm;
-    (void)t_resid;
 
     /* ---- communication of the layer */
     int tp_pairs = (!moe || m->E_shared > 0) ? 2 : 1;  /* attention + (dense FFN | shared expert) */
@@ -203,19 +212,21 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     }
     double ep_f = ep_comm, ep_b = ep_comm;
     if (s->overlap_ep && moe) {
-        /* overlap with the other micro-batch's compute (Pangu adaptive pipe / DualPipe style): the window is
-         * the layer's compute in the opposite direction; without DualPipe only the attention + shared expert */
-        double win_f = s->schedule == SPEC_SCHED_DUALPIPE ? 2 * a.t : a.t - (t_fc1_exp) - t_perm;
-        ep_f = exposed(ep_comm, win_f);
-        ep_b = exposed(ep_comm, win_f);
+        /* cross-micro-batch overlap: the forward of one micro-batch runs while another's backward
+         * communicates, and the other way round (Pangu's adaptive pipe overlap: attention F hides combine B,
+         * MLP B hides dispatch F, ...; DeepSeek-V3 Sec. 3.2.1 DualPipe). Window of the forward's all-to-alls =
+         * the other micro-batch's backward compute of the layer, and vice versa. */
+        double bwd_win = 2.0 * (a.t - t_core) + t_core_b;
+        ep_f = exposed(ep_comm, bwd_win);
+        ep_b = exposed(ep_comm, a.t);
     }
-
     /* Host-bound floor: kernels are launched asynchronously, so a layer pass takes at least its launch time
      * (kernels x host seconds per kernel; the backward launches about twice as many kernels). */
     double host = host_s_per_kernel(o);
     double bwd_gpu = 2.0 * (a.t - t_core) + t_core_b;
-    out->fwd = a.t > a.nk * host ? a.t : a.nk * host;
-    out->bwd = bwd_gpu > 2 * a.nk * host ? bwd_gpu : 2 * a.nk * host;
+    double pw = o && o->host_combine_p > 0 ? o->host_combine_p : SIM_HOST_COMBINE_P;
+    out->fwd = host_combine(a.t, a.nk * host, pw);
+    out->bwd = host_combine(bwd_gpu, 2 * a.nk * host, pw);
     out->bwd_w = a.gemm;
     out->gemm_fwd = a.gemm;
     if (rc & SPEC_RC_FULL) rc_t = out->fwd + tp_f + ep_f + cp_f;
@@ -225,8 +236,6 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     out->ep_fwd = ep_f; out->ep_bwd = ep_b;
     out->params_dense = params_dense;
     out->params_expert = params_expert;
-    out->flops_model = 0; out->flops_rc = 0; /* filled at model level (step.c) */
-    (void)shared_t;
 }
 
 void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,
