@@ -85,6 +85,28 @@ static umoe_status check_resume(const char *dir, const train_state_header *h, co
     return UMOE_OK;
 }
 
+/* Restore weights, AdamW state, step and loader position from c->resume_dir, after checking that the run can
+ * continue it. */
+static umoe_status resume_from(const train_config *c, umoe_model *m, train_adamw *opt, train_loader *ld,
+                               uint64_t shape_hash, uint64_t spec_hash, long *step0) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train_state.bin", c->resume_dir);
+    train_state_header h;
+    umoe_status st = train_state_read(path, &h, NULL);
+    if (!st) st = check_resume(c->resume_dir, &h, c, shape_hash, spec_hash);
+    long wstep = 0;
+    if (!st) st = train_checkpoint_load_weights(c->resume_dir, m, &wstep);
+    if (!st && wstep != h.step)
+        st = umoe_fail("checkpoint %s is inconsistent: weights at step %ld, train_state.bin at step %ld "
+                       "(interrupted while saving?)", c->resume_dir, wstep, h.step);
+    if (!st) st = train_state_read(path, &h, opt);
+    if (st) return st;
+    train_loader_seek(ld, &h.pos);
+    *step0 = h.step;
+    LOG_INFO("resuming from %s at step %ld", c->resume_dir, *step0);
+    return UMOE_OK;
+}
+
 umoe_status train_run(const spec_model *s, const train_config *cin, train_result *r) {
     train_config cfg = *cin;
     train_config *c = &cfg;
@@ -121,24 +143,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     train_adamw_init(&opt, n_params, o->beta1, o->beta2, o->eps, o->wd);
     uint64_t shape_hash = train_shape_hash(tt, n_t), spec_hash = train_spec_hash(s);
     long step0 = 0;
-    if (c->resume_dir) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/train_state.bin", c->resume_dir);
-        train_state_header h;
-        if ((st = train_state_read(path, &h, NULL))) goto done;
-        if ((st = check_resume(c->resume_dir, &h, c, shape_hash, spec_hash))) goto done;
-        long wstep = 0;
-        if ((st = train_checkpoint_load_weights(c->resume_dir, m, &wstep))) goto done;
-        if (wstep != h.step) {
-            st = umoe_fail("checkpoint %s is inconsistent: weights at step %ld, train_state.bin at step %ld "
-                           "(interrupted while saving?)", c->resume_dir, wstep, h.step);
-            goto done;
-        }
-        if ((st = train_state_read(path, &h, &opt))) goto done;
-        train_loader_seek(&ld, &h.pos);
-        step0 = h.step;
-        LOG_INFO("resuming from %s at step %ld", c->resume_dir, step0);
-    }
+    if (c->resume_dir && (st = resume_from(c, m, &opt, &ld, shape_hash, spec_hash, &step0))) goto done;
     if (c->log_path) {
         log = fopen(c->log_path, c->resume_dir ? "a" : "w");
         if (!log) {
