@@ -23,6 +23,7 @@ typedef struct {
     int threads;        /* OpenMP threads; 0 or 1 = one */
     int causal_half;    /* passed to sim_options */
     int no_prune;       /* 1: evaluate every candidate: no memory pruning, no throughput bound (slow; same ranking) */
+    int no_bound;       /* 1: memory pruning only, no throughput bound (then `feasible` counts every fit) */
     int exhaustive;     /* 1: lift the default search-space restrictions (plan_layouts) */
     int progress;       /* 1: progress line on stderr (umoe_progress_*) */
     /* Recompute policies to try (SPEC_RC_* masks); n_recompute == 0 = plan_recompute_default(). */
@@ -116,8 +117,10 @@ typedef struct {
     spec_model base;
     int n[SWEEP_DIM_COUNT];
     int v[SWEEP_DIM_COUNT][SWEEP_MAXV]; /* SWEEP_DIM_ATTN holds spec_attn_kind values */
-    sweep_budget_kind budget_kind;
+    sweep_budget_kind budget_kind;      /* the primary budget (also the x axis of the SVG) */
     double budget, tolerance;           /* parameters; fraction */
+    sweep_budget_kind budget2_kind;     /* an optional second budget on the other count (both must hold) */
+    double budget2, tolerance2;
     int gbs, seq;                       /* 0: the planner's default / the base model's */
 } sweep_space;
 

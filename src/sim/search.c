@@ -13,7 +13,8 @@
  * --no-prune evaluates everything; tests check that both give the same strategies and that
  * evaluated + pruned + bounded = the unpruned evaluation count.
  * Schedules tried: pp = 1: 1F1B only (every schedule is the same without a pipeline); pp > 1: every
- * schedule that spec_strategy_check accepts (today: 1F1B, ZB-1P and DualPipe at vpp = 1, interleaved at vpp > 1). EP all-to-all: flat, plus hierarchical for MoE models whose
+ * schedule that spec_strategy_check accepts (today: 1F1B, ZB-1P and DualPipe at vpp = 1, interleaved at vpp > 1),
+ * except interleaved at vpp = 1 (one chunk per device: the same schedule as 1F1B). EP all-to-all: flat, plus hierarchical for MoE models whose
  * expert group spans more than one node. ZeRO-1 on is tried wherever some data-parallel group (dense or
  * expert) has more than one rank. Each (layout, schedule, a2a, mbs) passes spec_strategy_check before any
  * evaluation.
@@ -70,7 +71,7 @@ typedef struct {
     const int *mbs_pool;
     const unsigned *rc;
     int n_rc, rc_full, rc_none; /* indices of SPEC_RC_FULL and of no recompute in rc[], -1 if absent */
-    int no_prune;
+    int no_prune, no_bound;
     plan_eval_fn eval;
     sim_options opt;
 } plan_ctx;
@@ -136,7 +137,7 @@ static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
                 eval_one(x, w, &s, &e, ci, im, vn, nz);
                 ub = e.r.tokens_per_s;
             }
-            if (prune && ub < thr) {
+            if (prune && !x->no_bound && ub < thr) {
                 w->bounded += x->n_rc - (vn >= 0) - (light >= 0 && light % nz == z);
                 continue;
             }
@@ -161,6 +162,17 @@ static int push_divisors(int n, int **pool, int *len, int *cap) {
         k++;
     }
     return k;
+}
+
+/* A cheap pre-filter with the schedule rules of spec_strategy_check (which still decides: this only spares
+ * it formatting messages for the many combinations it would reject; the brute-force test checks the planner
+ * against spec_strategy_check alone). n_mb = micro-batches per step. */
+static int schedule_may_apply(spec_schedule sc, const plan_layout *l, int n_mb) {
+    switch (sc) {
+    case SPEC_SCHED_INTERLEAVED: return l->vpp > 1 && n_mb % l->pp == 0; /* at vpp 1 it is 1F1B: not repeated */
+    case SPEC_SCHED_DUALPIPE: return l->vpp == 1 && l->pp % 2 == 0 && n_mb % 2 == 0 && n_mb >= 2 * l->pp;
+    default: return l->vpp == 1;
+    }
 }
 
 /* Build the chains: every (layout, schedule, a2a) with its micro-batch sizes that pass spec_strategy_check.
@@ -200,6 +212,7 @@ static void build_chains(const spec_model *m, const spec_cluster *c, const spec_
                 for (int id = 0; id < nd; id++) {
                     s.mbs = div[id];
                     if (gbs % (l->dp * s.mbs)) continue;
+                    if (!schedule_may_apply(s.schedule, l, gbs / (l->dp * s.mbs))) continue;
                     if (spec_strategy_check(&s, m, c->devices, "plan") != UMOE_OK) continue;
                     if (*pool_len == *pool_cap) {
                         *pool = umoe_realloc(*pool, (size_t)*pool_cap * sizeof **pool,
@@ -264,7 +277,7 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
     int *pool = umoe_malloc((size_t)pool_cap * sizeof *pool, "plan mbs");
     build_chains(m, &c, &base, lay, n_lay, gbs, &ch, &n_ch, &chain_cap, &pool, &pool_len, &pool_cap);
 
-    plan_ctx x = {m, &c, &base, lay, ch, pool, rc, n_rc, rc_full, rc_none, o->no_prune, eval, {0}};
+    plan_ctx x = {m, &c, &base, lay, ch, pool, rc, n_rc, rc_full, rc_none, o->no_prune, o->no_bound, eval, {0}};
     x.opt.causal_half = o->causal_half;
     x.opt.detailed = 0;
 

@@ -51,25 +51,41 @@ static umoe_status get_list(const cJSON *o, const char *file, int d, sweep_space
     return UMOE_OK;
 }
 
-static umoe_status get_budget(const cJSON *o, const char *file, sweep_space *sp) {
+static umoe_status get_one_budget(const cJSON *b, const char *file, int i, sweep_budget_kind *kind_out,
+                                  double *value, double *tol) {
     static const char *const keys[] = {"params", "value", "tolerance", NULL};
     static const char *const kinds[] = {"total", "active", NULL};
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "budget");
-    sp->budget_kind = SWEEP_BUDGET_NONE;
-    sp->tolerance = 0.1;
-    if (!b || cJSON_IsNull(b)) return UMOE_OK;
     char where[600];
-    snprintf(where, sizeof where, "%s: budget", file);
+    snprintf(where, sizeof where, "%s: budget[%d]", file, i);
     if (!cJSON_IsObject(b))
         return umoe_fail("%s: field \"budget\" must be an object {\"params\": \"total\"|\"active\", \"value\": N, "
-                         "\"tolerance\": F}", file);
+                         "\"tolerance\": F} or a list of two such objects", file);
     umoe_status st = json_check_known(b, where, keys);
     if (st) return st;
     int kind = 0;
+    *tol = 0.1;
     if ((st = json_get_enum_opt(b, where, "params", kinds, &kind))) return st;
-    if ((st = json_get_num(b, where, "value", 1, 1e16, &sp->budget))) return st;
-    if ((st = json_get_num_opt(b, where, "tolerance", 0, 10, &sp->tolerance))) return st;
-    sp->budget_kind = kind == 1 ? SWEEP_BUDGET_ACTIVE : SWEEP_BUDGET_TOTAL;
+    if ((st = json_get_num(b, where, "value", 1, 1e16, value))) return st;
+    if ((st = json_get_num_opt(b, where, "tolerance", 0, 10, tol))) return st;
+    *kind_out = kind == 1 ? SWEEP_BUDGET_ACTIVE : SWEEP_BUDGET_TOTAL;
+    return UMOE_OK;
+}
+
+static umoe_status get_budget(const cJSON *o, const char *file, sweep_space *sp) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "budget");
+    sp->budget_kind = sp->budget2_kind = SWEEP_BUDGET_NONE;
+    sp->tolerance = sp->tolerance2 = 0.1;
+    if (!b || cJSON_IsNull(b)) return UMOE_OK;
+    if (!cJSON_IsArray(b)) return get_one_budget(b, file, 0, &sp->budget_kind, &sp->budget, &sp->tolerance);
+    int n = cJSON_GetArraySize(b);
+    if (n < 1 || n > 2) return umoe_fail("%s: field \"budget\" lists %d budgets (allowed 1 or 2)", file, n);
+    umoe_status st = get_one_budget(cJSON_GetArrayItem(b, 0), file, 0, &sp->budget_kind, &sp->budget, &sp->tolerance);
+    if (st || n == 1) return st;
+    st = get_one_budget(cJSON_GetArrayItem(b, 1), file, 1, &sp->budget2_kind, &sp->budget2, &sp->tolerance2);
+    if (st) return st;
+    if (sp->budget2_kind == sp->budget_kind)
+        return umoe_fail("%s: field \"budget\": the two budgets must be on different counts (one \"total\", one "
+                         "\"active\")", file);
     return UMOE_OK;
 }
 
@@ -140,8 +156,14 @@ static void shape_at(const sweep_space *sp, long idx, spec_model *m) {
              attn_names[m->attn]);
 }
 
-static double shape_budget_params(const sweep_space *sp, const sweep_shape *s) {
-    return sp->budget_kind == SWEEP_BUDGET_ACTIVE ? s->params_active : s->params_total;
+/* Is the shape within one budget? Writes the reason into why when not. */
+static int within(sweep_budget_kind kind, double budget, double tol, const sweep_shape *s, char *why, size_t n) {
+    if (kind == SWEEP_BUDGET_NONE) return 1;
+    double x = kind == SWEEP_BUDGET_ACTIVE ? s->params_active : s->params_total;
+    if (x >= budget * (1 - tol) && x <= budget * (1 + tol)) return 1;
+    snprintf(why, n, "%.1fB %s parameters: outside the budget %.1fB +- %.0f%%", x / 1e9,
+             kind == SWEEP_BUDGET_ACTIVE ? "activated" : "total", budget / 1e9, 100 * tol);
+    return 0;
 }
 
 static int shape_cmp(const void *pa, const void *pb) {
@@ -194,15 +216,9 @@ umoe_status sweep_run(const sweep_space *sp, const spec_cluster *c, const plan_o
         spec_params_count(&s->m, &p);
         s->params_total = p.total;
         s->params_active = p.active;
-        double x = shape_budget_params(sp, s);
-        s->in_budget = sp->budget_kind == SWEEP_BUDGET_NONE ||
-                       (x >= sp->budget * (1 - sp->tolerance) && x <= sp->budget * (1 + sp->tolerance));
-        if (!s->in_budget) {
-            snprintf(s->skip, sizeof s->skip, "%.1fB %s parameters: outside the budget %.1fB +- %.0f%%", x / 1e9,
-                     sp->budget_kind == SWEEP_BUDGET_ACTIVE ? "activated" : "total", sp->budget / 1e9,
-                     100 * sp->tolerance);
-            continue;
-        }
+        s->in_budget = within(sp->budget_kind, sp->budget, sp->tolerance, s, s->skip, sizeof s->skip) &&
+                       within(sp->budget2_kind, sp->budget2, sp->tolerance2, s, s->skip, sizeof s->skip);
+        if (!s->in_budget) continue;
         out->n_budget++;
         plan_result r;
         umoe_status st = plan_search(&s->m, c, &o, eval, &r);

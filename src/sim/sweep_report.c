@@ -15,6 +15,9 @@ void sweep_report_table(FILE *f, const sweep_space *sp, const spec_cluster *c, c
     if (sp->budget_kind != SWEEP_BUDGET_NONE)
         fprintf(f, " (%s parameters %.1fB +- %.0f%%)", sp->budget_kind == SWEEP_BUDGET_ACTIVE ? "activated" : "total",
                 sp->budget / 1e9, 100 * sp->tolerance);
+    if (sp->budget2_kind != SWEEP_BUDGET_NONE)
+        fprintf(f, " (%s parameters %.1fB +- %.0f%%)", sp->budget2_kind == SWEEP_BUDGET_ACTIVE ? "activated" : "total",
+                sp->budget2 / 1e9, 100 * sp->tolerance2);
     fprintf(f, ", %d fit; %lld strategies simulated in %.2f s\n", r->n_feasible, r->evaluated, r->seconds);
     fprintf(f, "global batch %d sequences x %d tokens; ranked by the tokens/s of each shape's best strategy\n\n",
             r->gbs, r->seq);
@@ -52,6 +55,11 @@ void sweep_report_json(FILE *f, const sweep_space *sp, const sweep_result *r, in
     if (sp->budget_kind != SWEEP_BUDGET_NONE) {
         jw_num(&w, "budget", sp->budget);
         jw_num(&w, "tolerance", sp->tolerance);
+    }
+    if (sp->budget2_kind != SWEEP_BUDGET_NONE) {
+        jw_str(&w, "budget2_params", sp->budget2_kind == SWEEP_BUDGET_ACTIVE ? "active" : "total");
+        jw_num(&w, "budget2", sp->budget2);
+        jw_num(&w, "tolerance2", sp->tolerance2);
     }
     jw_int(&w, "shapes", r->n_total);
     jw_int(&w, "valid", r->n_valid);
@@ -205,9 +213,18 @@ umoe_status sweep_report_svg(const char *path, const sweep_space *sp, const swee
         sb_printf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\" fill-opacity=\"0.75\"><title>#%d %s: %.4g "
                    "tokens/s, MFU %.1f%%</title></circle>\n", PX(x), PY(y), rank == 1 ? 6 : 4,
                 rank == 1 ? "#d62728" : "#1f77b4", rank, s->m.name, y, 100 * s->best.r.mfu);
-        if (rank <= 3)
-            sb_printf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">#%d %s</text>\n", PX(x) + 7, PY(y) - 5, rank,
-                    s->m.name);
+        int right = PX(x) > L + 0.65 * (W - L - R); /* label to the left near the right edge */
+        const spec_model *bm = &sp->base, *m = &s->m;
+        int is_base = m->L == bm->L && m->C == bm->C && m->H == bm->H && m->E == bm->E && m->K == bm->K &&
+                      m->E_shared == bm->E_shared && m->F_expert == bm->F_expert && m->attn == bm->attn &&
+                      m->first_k_dense == bm->first_k_dense;
+        if (is_base)
+            sb_printf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"9\" fill=\"none\" stroke=\"#2ca02c\" "
+                         "stroke-width=\"2\"/>\n", PX(x), PY(y));
+        if (rank <= 3 || is_base)
+            sb_printf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"%s\">#%d %s%s</text>\n",
+                      right ? PX(x) - 7 : PX(x) + 7, PY(y) - 5, right ? "end" : "start", rank, s->m.name,
+                      is_base ? " (base)" : "");
     }
 #undef PX
 #undef PY

@@ -214,6 +214,7 @@ static void check_equivalence(const spec_model *m, int devices, int per_node, in
                                         if (m->E == 0 && (ep != 1 || etp != 1)) continue;
                                         if (pp * vpp > m->L) continue;
                                         if (pp == 1 && sc != SPEC_SCHED_1F1B) continue;
+                                        if (vpp == 1 && sc == SPEC_SCHED_INTERLEAVED) continue; /* = 1F1B */
                                         if (a2a && !(m->E > 0 && ep > 1 && tp * cp * dp > per_node)) continue;
                                         s.tp = tp, s.sp = tp > 1, s.cp = cp, s.pp = pp, s.vpp = vpp, s.ep = ep;
                                         s.etp = etp, s.dp = dp, s.mbs = mbs, s.schedule = (spec_schedule)sc;

@@ -126,6 +126,22 @@ static void test_budget(void) {
     for (int i = 0; i < r.n; i++)
         CHECK(r.s[i].planned == (r.s[i].params_active >= 0.98 * p.active && r.s[i].params_active <= 1.02 * p.active),
               "active budget on %s", r.s[i].m.name);
+    int n_active = r.n_budget;
+    sweep_result_free(&r);
+    /* both budgets: the shapes within each */
+    sp.budget2_kind = SWEEP_BUDGET_TOTAL;
+    sp.budget2 = p.total;
+    sp.tolerance2 = 0.02;
+    CHECK(sweep_run(&sp, &c, &o, toy_eval, &r) == UMOE_OK, "sweep_run: %s", umoe_err);
+    int both = 0;
+    for (int i = 0; i < r.n; i++) {
+        const sweep_shape *s = &r.s[i];
+        int in = s->params_active >= 0.98 * p.active && s->params_active <= 1.02 * p.active &&
+                 s->params_total >= 0.98 * p.total && s->params_total <= 1.02 * p.total;
+        CHECK(s->planned == in, "both budgets on %s", s->m.name);
+        both += in;
+    }
+    CHECK(both == r.n_budget && both >= 1 && both <= n_active, "both budgets: %d planned", both);
     sweep_result_free(&r);
 }
 
@@ -175,6 +191,15 @@ static void test_load(void) {
     expect_load_error(dir, "\"attention\": [\"flash\"]", "attention");
     expect_load_error(dir, "\"budget\": {\"params\": \"total\"}", "value");
     expect_load_error(dir, "\"budget\": {\"params\": \"half\", \"value\": 1}", "params");
+    expect_load_error(dir, "\"budget\": [{\"value\": 1}, {\"value\": 2}]", "different counts");
+    expect_load_error(dir, "\"budget\": []", "budget");
+    /* two budgets */
+    snprintf(text, sizeof text, "{\"base\": \"%s/base.json\", \"budget\": [{\"value\": 5e6}, {\"params\": "
+                                "\"active\", \"value\": 2e6, \"tolerance\": 0.2}]}", dir);
+    CHECK(write_file(path, text), "write");
+    CHECK(sweep_space_load(path, &sp) == UMOE_OK, "load two budgets: %s", umoe_err);
+    CHECK(sp.budget_kind == SWEEP_BUDGET_TOTAL && sp.budget == 5e6 && sp.tolerance == 0.1 &&
+          sp.budget2_kind == SWEEP_BUDGET_ACTIVE && sp.budget2 == 2e6 && sp.tolerance2 == 0.2, "two budgets read");
     /* a missing base model names the field */
     snprintf(path, sizeof path, "%s/nobase.json", dir);
     CHECK(write_file(path, "{\"base\": \"/nonexistent/model.json\"}"), "write");
@@ -200,7 +225,7 @@ static void test_svg(void) {
     char *text = umoe_read_file(path, &len);
     CHECK(text && strstr(text, "<svg") && strstr(text, "</svg>"), "an SVG document");
     int circles = 0;
-    for (const char *p = text; p && (p = strstr(p, "<circle")); p++) circles++;
+    for (const char *p = text; p && (p = strstr(p, "fill-opacity")); p++) circles++; /* the points */
     CHECK(circles == r.n_feasible, "one point per feasible shape: %d vs %d", circles, r.n_feasible);
     if (text) umoe_free(text, len + 1);
     unlink(path);
