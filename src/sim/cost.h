@@ -18,6 +18,11 @@ typedef struct {
     double params_expert;   /* expert parameters stored on this device */
 } sim_cost;
 
+/* Host (CPU) time to launch one kernel in an eager PyTorch training framework (Megatron-LM / DeepSpeed): the
+ * floor of a layer pass when its kernels are small. Calibrated on the vTrain single-node A100 sweep only
+ * (tools/calibrate_host.sh; docs/validation.md), never on the published points. */
+#define SIM_HOST_S_PER_KERNEL 60e-6
+
 /* Derived strategy quantities shared by the cost functions. */
 typedef struct {
     int tp, cp, pp, vpp, ep, etp, dp, edp, sp, dpn; /* dpn: devices per node */

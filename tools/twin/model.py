@@ -69,6 +69,41 @@ class Cfg:
         return dict(Hk=hk, Dk=self.head_dim, Dv=self.head_dim)
 
 
+def cfg_from_json(path):
+    """Cfg from one of our model JSON files (docs/formats.md keys; `_*`, name and aux_scope ignored)."""
+    import json
+    with open(path) as f:
+        j = json.load(f)
+    keys = dict(layers="L", hidden="C", heads="H", kv_heads="H_kv", head_dim="head_dim", attention="attn",
+                q_lora_rank="q_lora", kv_lora_rank="kv_lora", qk_nope_head_dim="qk_nope",
+                qk_rope_head_dim="qk_rope", v_head_dim="v_head", ffn_hidden="F", first_k_dense="first_k_dense",
+                experts="E", shared_experts="E_shared", top_k="K", expert_ffn_hidden="F_expert", vocab="V",
+                tied_embeddings="tied", mtp_depth="mtp", seq_len="T", qkv_bias="qkv_bias", norm="norm",
+                norm_eps="norm_eps", rope_theta="rope_theta", score="score", norm_topk="norm_topk",
+                routed_scale="routed_scale", score_bias="score_bias", aux_alpha="aux_alpha", z_loss="z_loss",
+                mtp_weight="mtp_weight", init_std="init_std")
+    cfg = Cfg(E=0, K=0, E_shared=0, first_k_dense=0, mtp=0, q_lora=0, kv_lora=0, qk_nope=0, qk_rope=0, v_head=0,
+              F=0, F_expert=0, aux_alpha=0.01, z_loss=0.0, norm_topk=1)
+    for k, v in j.items():
+        if k.startswith("_") or k in ("name", "aux_scope"):
+            continue
+        if k == "ffn":
+            if v != "swiglu":
+                raise ValueError(f"{path}: the twin trains SwiGLU only (ffn {v!r})")
+            continue
+        if k not in keys:
+            raise ValueError(f"{path}: unknown field {k!r}")
+        f = keys[k]
+        setattr(cfg, f, type(getattr(cfg, f))(v))
+    if "kv_heads" not in j:
+        cfg.H_kv = cfg.H
+    if "head_dim" not in j:
+        cfg.head_dim = cfg.C // cfg.H
+    if "attention" not in j:
+        cfg.attn = "mla" if "kv_lora_rank" in j else ("gqa" if cfg.H_kv != cfg.H else "mha")
+    return cfg
+
+
 def layout(cfg):
     """[(name, shape)] in the C block order: embedding, layers (MTP modules last), final norm, head."""
     C, d = cfg.C, cfg.dims()
