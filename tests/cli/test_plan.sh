@@ -41,6 +41,15 @@ assert a['evaluated']==b['evaluated'] and a['feasible']==b['feasible']
 assert a['strategies']==b['strategies'] and len(a['strategies'])==5
 "; then echo "PASS plan_threads_same"; else echo "FAIL plan_threads_same"; fi
 
+# --seq and --gbs reach the search
+$UMOE plan mixtral-8x7b h100-sxm-8 --devices 16 --seq 8192 --gbs 32 --top 2 --json >"$T/s.json" 2>/dev/null
+if python3 -c "
+import json; d=json.load(open('$T/s.json'))
+assert d['seq']==8192 and d['gbs']==32 and not d['gbs_default'] and d['devices']==16
+assert all(s['seq']==8192 and s['gbs']==32 and 32 % (s['dp']*s['mbs'])==0 for s in d['strategies'])
+"; then echo "PASS plan_seq_gbs"; else echo "FAIL plan_seq_gbs"; fi
+expect_err plan_bad_seq 'seq' $UMOE plan mixtral-8x7b h100-sxm-8 --seq 0
+
 # bad flags: exit 2 with a message
 expect_err plan_bad_top 'top' $UMOE plan pangu-ultra-moe-718b ascend-910b-6144 --top 0
 expect_err plan_bad_devices 'devices' $UMOE plan pangu-ultra-moe-718b ascend-910b-6144 --devices abc
