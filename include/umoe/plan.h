@@ -31,6 +31,18 @@ typedef struct {
     unsigned recompute[PLAN_RC_MAX];
 } plan_options;
 
+/* The part of a sim_result the planner keeps (sim_result itself carries a pipeline record of ~4 KB). */
+typedef struct {
+    double params_total, params_active, flops_per_token;
+    double step_time_s, tokens_per_s, mfu, hfu;
+    double breakdown[SIM_T_COUNT];
+    double memory[SIM_M_COUNT];
+    double memory_peak_bytes;
+    int fits, worst_stage;
+    double bubble_frac;
+} plan_sim;
+void plan_sim_from(plan_sim *p, const sim_result *r);
+
 /* One evaluated strategy, compact (spec_strategy is large): the searched fields and the result.
  * key = position in the enumeration order; the last tie-break, so rankings are total and identical for any
  * number of threads. */
@@ -40,7 +52,7 @@ typedef struct {
     spec_schedule schedule;
     spec_a2a a2a;
     uint64_t key;
-    sim_result r;
+    plan_sim r;
 } plan_entry;
 
 typedef struct {

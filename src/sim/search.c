@@ -58,6 +58,7 @@ typedef struct {
     plan_topk top;
     long long evaluated, feasible, pruned, bounded, errors;
     double min_peak;
+    sim_result sr; /* the evaluator's output (large: kept per worker, not per candidate) */
     char pad[64]; /* keep workers' counters on separate cache lines */
 } plan_worker;
 
@@ -86,11 +87,12 @@ static int eval_one(const plan_ctx *x, plan_worker *w, spec_strategy *s, plan_en
     e->recompute = s->recompute = x->rc[v / nz];
     e->zero1 = s->zero1 = nz == 2 ? v % nz : 0;
     e->key = ((uint64_t)ci << 24) | ((uint64_t)im << 12) | (uint64_t)v;
-    if (x->eval(x->m, x->c, s, &x->opt, &e->r) != UMOE_OK) {
+    if (x->eval(x->m, x->c, s, &x->opt, &w->sr) != UMOE_OK) {
         w->errors++;
         e->r.tokens_per_s = 0;
         return 0;
     }
+    plan_sim_from(&e->r, &w->sr);
     w->evaluated++;
     if (e->r.memory_peak_bytes < w->min_peak) w->min_peak = e->r.memory_peak_bytes;
     if (!e->r.fits) return 0;
@@ -337,17 +339,22 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
     if (nd > 0) {
         sim_options od = x.opt;
         od.detailed = 1;
+        sim_result *sr = umoe_malloc(sizeof *sr, "plan detailed result");
         spec_strategy s;
         for (int i = 0; i < nd; i++) {
             plan_entry e = all.e[i];
             plan_entry_strategy(&e, &base, &s);
-            if (eval(m, &c, &s, &od, &e.r) != UMOE_OK) {
+            memset(sr, 0, sizeof *sr);
+            if (eval(m, &c, &s, &od, sr) != UMOE_OK) {
                 LOG_WARN("plan: detailed simulation failed for a candidate: %s", umoe_err);
                 continue;
             }
+            plan_sim_from(&e.r, sr);
+            sim_result_free(sr);
             if (!e.r.fits) continue; /* the event simulation found a higher in-flight peak */
             all.e[kept++] = e;
         }
+        umoe_free(sr, sizeof *sr);
         out->detailed = kept;
         plan_entries_sort(all.e, kept);
         memmove(all.e + kept, all.e + nd, (size_t)(all.n - nd) * sizeof *all.e);

@@ -42,6 +42,22 @@ void plan_topk_add(plan_topk *t, const plan_entry *x) {
     t->e[i] = *x;
 }
 
+void plan_sim_from(plan_sim *p, const sim_result *r) {
+    p->params_total = r->params_total;
+    p->params_active = r->params_active;
+    p->flops_per_token = r->flops_per_token;
+    p->step_time_s = r->step_time_s;
+    p->tokens_per_s = r->tokens_per_s;
+    p->mfu = r->mfu;
+    p->hfu = r->hfu;
+    memcpy(p->breakdown, r->breakdown, sizeof p->breakdown);
+    memcpy(p->memory, r->memory, sizeof p->memory);
+    p->memory_peak_bytes = r->memory_peak_bytes;
+    p->fits = r->fits;
+    p->worst_stage = r->worst_stage;
+    p->bubble_frac = r->bubble_frac;
+}
+
 void plan_entry_strategy(const plan_entry *e, const spec_strategy *base, spec_strategy *s) {
     *s = *base;
     s->tp = e->tp;

@@ -12,7 +12,7 @@ const char *plan_schedule_name(spec_schedule s) {
 
 const char *plan_a2a_name(spec_a2a a) { return a == SPEC_A2A_HIER ? "hierarchical" : "flat"; }
 
-static double exposed_comm(const sim_result *r) {
+static double exposed_comm(const plan_sim *r) {
     return r->breakdown[SIM_T_TP] + r->breakdown[SIM_T_CP] + r->breakdown[SIM_T_EP] + r->breakdown[SIM_T_PP] +
            r->breakdown[SIM_T_DP];
 }
@@ -30,7 +30,7 @@ void plan_report_table(FILE *f, const spec_model *m, const spec_cluster *c, cons
             r->n_cap, r->detailed);
     if (r->n == 0) return;
     if (r->n > 0) {
-        const sim_result *b = &r->best[0].r;
+        const plan_sim *b = &r->best[0].r;
         fprintf(f, "model: %.1fB parameters, %.1fB activated, %.3g model FLOPs per token (fwd+bwd)\n",
                 b->params_total / 1e9, b->params_active / 1e9, b->flops_per_token);
     }
@@ -91,7 +91,7 @@ void plan_report_json(FILE *f, const spec_model *m, const plan_result *r) {
         jw_bool(&w, "zero1", e->zero1);
         jw_str(&w, "a2a", plan_a2a_name(e->a2a));
         jw_bool(&w, "detailed", i < r->detailed);
-        const sim_result *s = &e->r;
+        const plan_sim *s = &e->r;
         jw_num(&w, "params_total", s->params_total);
         jw_num(&w, "params_active", s->params_active);
         jw_num(&w, "flops_per_token", s->flops_per_token);
