@@ -162,7 +162,7 @@ typedef struct {
 umoe_status sweep_space_load(const char *path, sweep_space *sp);
 umoe_status sweep_space_from_json(const void *cjson_obj, const char *file, sweep_space *sp);
 /* Plans every shape of the space within the budget on cluster c with options o (o->top is ignored: one best
- * strategy per shape; o->detailed_top defaults to 1). */
+ * strategy per shape, the best of the o->detailed_top (-1: 10) re-simulated with the event simulation). */
 umoe_status sweep_run(const sweep_space *sp, const spec_cluster *c, const plan_options *o, plan_eval_fn eval,
                       sweep_result *out);
 void sweep_result_free(sweep_result *r);

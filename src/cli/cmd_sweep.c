@@ -18,7 +18,8 @@ static void usage(FILE *f) {
             "  --devices N       device count (default: the cluster's)\n"
             "  --gbs B           global batch in sequences (default: the space's, else one per device)\n"
             "  --top K           shapes to print (default 20)\n"
-            "  --detailed-top N  per shape, re-simulate the best N strategies with the event simulation (default 1)\n"
+            "  --detailed-top N  per shape, re-simulate the best N strategies with the event simulation and keep\n"
+            "                    the best of them (default 10, as umoe plan's default)\n"
             "  --threads N       OpenMP threads for each plan (default 1)\n"
             "  --svg FILE        write a scatter of best tokens/s against parameters\n"
             "  --json            print {\"shapes\", \"in_budget\", \"results\": [...]} best first\n\n"
@@ -31,7 +32,7 @@ int cmd_sweep(int argc, char **argv) {
     long long v;
     plan_options o;
     plan_options_defaults(&o);
-    o.detailed_top = 1;
+    o.detailed_top = 10;
     o.progress = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;

@@ -193,7 +193,7 @@ umoe_status sweep_run(const sweep_space *sp, const spec_cluster *c, const plan_o
     out->s = umoe_calloc((size_t)total, sizeof *out->s, "sweep shapes");
     plan_options o = *o_in;
     o.top = 1;
-    if (o.detailed_top < 0) o.detailed_top = 1;
+    if (o.detailed_top < 0) o.detailed_top = 10; /* the best of plan's default ten, re-simulated */
     o.progress = 0;
     if (o.gbs <= 0 && sp->gbs > 0) o.gbs = sp->gbs;
     umoe_progress prog;
