@@ -56,7 +56,7 @@ typedef struct {
 
 typedef struct {
     plan_topk top;
-    long long evaluated, feasible, pruned, bounded, errors;
+    long long evaluated, feasible, pruned, bounded, errors, groups;
     double min_peak;
     sim_result sr; /* the evaluator's output (large: kept per worker, not per candidate) */
     char pad[64]; /* keep workers' counters on separate cache lines */
@@ -126,6 +126,7 @@ static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
     int prune = !x->no_prune;
     for (int im = 0; im < ch->n_mbs; im++) {
         e.mbs = s.mbs = x->mbs_pool[ch->mbs0 + im];
+        w->groups++;
         if (light >= 0 && !eval_one(x, w, &s, &e, ci, im, light, nz) && prune) {
             /* the lightest does not fit: no variant of this or a larger micro-batch does */
             w->pruned += (long long)(ch->n_mbs - im) * variants - 1;
@@ -319,7 +320,7 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
     }
     umoe_progress_end(&prog);
 
-    long long errors = 0;
+    long long errors = 0, groups = 0;
     out->min_peak_bytes = 1e300;
     for (int t = 0; t < nt; t++) {
         if (w[t].min_peak < out->min_peak_bytes) out->min_peak_bytes = w[t].min_peak;
@@ -328,11 +329,14 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
         out->pruned += w[t].pruned;
         out->bounded += w[t].bounded;
         errors += w[t].errors;
+        groups += w[t].groups;
         plan_topk_free(&w[t].top);
     }
     umoe_free(w, (size_t)nt * sizeof *w);
     if (errors) LOG_WARN("plan: the simulator rejected %lld candidate strategies (last: %s)", errors, umoe_err);
     out->seconds_closed = umoe_now() - t0;
+    LOG_DEBUG("plan: %d layouts, %d chains, %lld (micro-batch, schedule, a2a) groups visited, %lld simulations",
+              n_lay, n_ch, groups, out->evaluated);
 
     /* re-evaluate the best N with the event-driven pipeline simulation and re-rank them */
     int nd = ndet < all.n ? ndet : all.n, kept = 0;
