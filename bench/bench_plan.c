@@ -29,9 +29,9 @@ static void plan_once(const spec_model *m, const spec_cluster *c, int no_prune) 
     }
     double cpu = cpu_now() - c0;
     printf("plan%s: %.3f s wall, %.3f s CPU; %lld evaluated (%lld fit), %lld pruned, %lld bounded, %lld layouts: "
-           "%.2fM evaluations per CPU-second\n",
+           "%.2fM evaluations per CPU-second; %.2fM candidate strategies decided per CPU-second\n",
            no_prune ? " --no-prune" : "", r.seconds, cpu, r.evaluated, r.feasible, r.pruned, r.bounded, r.layouts,
-           r.evaluated / cpu / 1e6);
+           r.evaluated / cpu / 1e6, (r.evaluated + r.pruned + r.bounded) / cpu / 1e6);
     if (r.n > 0)
         printf("  best: tp%d cp%d pp%d vpp%d ep%d etp%d dp%d mbs%d: %.4g tokens/s, MFU %.1f%%\n", r.best[0].tp,
                r.best[0].cp, r.best[0].pp, r.best[0].vpp, r.best[0].ep, r.best[0].etp, r.best[0].dp, r.best[0].mbs,
