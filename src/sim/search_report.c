@@ -2,6 +2,7 @@
  * {"evaluated", "feasible", "seconds", ..., "strategies": [ {strategy fields, sim fields} ... ]} best first.
  * Writes to the FILE* it is given (the CLI passes stdout); never opens stdout itself.
  * Does not: search or rank. */
+#include <string.h>
 #include "umoe/json.h"
 #include "umoe/plan.h"
 
@@ -34,15 +35,21 @@ void plan_report_table(FILE *f, const spec_model *m, const spec_cluster *c, cons
         fprintf(f, "model: %.1fB parameters, %.1fB activated, %.3g model FLOPs per token (fwd+bwd)\n",
                 b->params_total / 1e9, b->params_active / 1e9, b->flops_per_token);
     }
-    fprintf(f, "\n%4s %3s %3s %3s %3s %4s %3s %5s %3s %-11s %-32s %-5s %-5s %9s %10s %6s %7s %7s %9s %-4s\n", "rank",
-            "tp", "cp", "pp", "vpp", "ep", "etp", "dp", "mbs", "schedule", "recompute", "zero1", "a2a", "step_s",
+    int rcw = 9; /* the recompute column fits the longest policy shown */
+    for (int i = 0; i < r->n; i++) {
+        char rc[256];
+        spec_recompute_format(r->best[i].recompute, rc, sizeof rc);
+        if ((int)strlen(rc) > rcw) rcw = (int)strlen(rc);
+    }
+    fprintf(f, "\n%4s %3s %3s %3s %3s %4s %3s %5s %3s %-11s %-*s %-5s %-5s %9s %10s %6s %7s %7s %9s %-4s\n", "rank",
+            "tp", "cp", "pp", "vpp", "ep", "etp", "dp", "mbs", "schedule", rcw, "recompute", "zero1", "a2a", "step_s",
             "tokens/s", "MFU%", "mem_GiB", "bubble%", "comm_s", "sim");
     for (int i = 0; i < r->n; i++) {
         const plan_entry *e = &r->best[i];
         char rc[256];
         spec_recompute_format(e->recompute, rc, sizeof rc);
-        fprintf(f, "%4d %3d %3d %3d %3d %4d %3d %5d %3d %-11s %-32s %-5s %-5s %9.3f %10.4g %6.2f %7.2f %7.2f %9.4f %-4s\n",
-                i + 1, e->tp, e->cp, e->pp, e->vpp, e->ep, e->etp, e->dp, e->mbs, plan_schedule_name(e->schedule), rc,
+        fprintf(f, "%4d %3d %3d %3d %3d %4d %3d %5d %3d %-11s %-*s %-5s %-5s %9.3f %10.4g %6.2f %7.2f %7.2f %9.4f %-4s\n",
+                i + 1, e->tp, e->cp, e->pp, e->vpp, e->ep, e->etp, e->dp, e->mbs, plan_schedule_name(e->schedule), rcw, rc,
                 e->zero1 ? "on" : "off", e->a2a == SPEC_A2A_HIER ? "hier" : "flat", e->r.step_time_s,
                 e->r.tokens_per_s, 100 * e->r.mfu, e->r.memory_peak_bytes / (1024.0 * 1024 * 1024),
                 100 * e->r.bubble_frac, exposed_comm(&e->r), i < r->detailed ? "pipe" : "form");
