@@ -25,6 +25,7 @@ typedef struct {
     int no_prune;       /* 1: evaluate every candidate: no memory pruning, no throughput bound (slow; same ranking) */
     int no_bound;       /* 1: memory pruning only, no throughput bound (then `feasible` counts every fit) */
     int exhaustive;     /* 1: lift the default search-space restrictions (plan_layouts) */
+    int no_overlap;     /* 1: every overlap switch off (default: on, see plan_strategy_base) */
     int progress;       /* 1: progress line on stderr (umoe_progress_*) */
     /* Recompute policies to try (SPEC_RC_* masks); n_recompute == 0 = plan_recompute_default(). */
     int n_recompute;
@@ -65,6 +66,7 @@ typedef struct {
     double seconds_closed; /* wall time of the closed-form part alone */
     double min_peak_bytes; /* smallest memory peak among the evaluated candidates (why nothing fits) */
     int devices, gbs, seq, gbs_defaulted;
+    int overlap;           /* the overlap switches of every strategy (1 = all on) */
     int detailed;          /* how many entries were re-evaluated with the event simulation */
     int n_cap;             /* how many best entries the search kept exact: max(K, N) */
     int n;                 /* entries in best[], best first */
@@ -93,8 +95,11 @@ typedef struct { int tp, cp, pp, vpp, ep, etp, dp; } plan_layout;
 umoe_status plan_layouts(const spec_model *m, const spec_strategy *base, int devices, int tp_max, int exhaustive,
                          plan_layout **out, int *n);
 
-/* The planner's base strategy: spec_strategy_defaults, the global batch, micro-batch 1 and uneven layer splits
- * allowed (pad_layers = 1: MindSpeed's no-op layers; Pangu Ultra MoE runs 61 layers on PP16). */
+/* The planner's base strategy: spec_strategy_defaults, the global batch, micro-batch 1, uneven layer splits
+ * allowed (pad_layers = 1: MindSpeed's no-op layers; Pangu Ultra MoE runs 61 layers on PP16) and every
+ * overlap switch on (TP, EP, DP, PP: what Megatron-LM / MindSpeed offer and the paper used; overlap only hides
+ * time, so a search over the switches would always pick them). Offload stays off: the simulator does not
+ * charge host-transfer time yet, so a search over it would pick a free lunch. */
 void plan_strategy_base(spec_strategy *s, int gbs);
 /* Fill a full strategy from base (plan_strategy_base) and an entry's searched fields. */
 void plan_entry_strategy(const plan_entry *e, const spec_strategy *base, spec_strategy *s);

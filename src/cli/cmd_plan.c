@@ -25,6 +25,8 @@ static void usage(FILE *f) {
             "                     recompute policies to try: none, selective, full and the fine-grained ladder\n"
             "                     (default), or every subset of the model's recompute modules (all)\n"
             "  --causal-half      MFU counts only the causal half of attention's s^2 term\n"
+            "  --no-overlap       every strategy without communication overlap (default: TP, EP, DP and PP\n"
+            "                     overlap on, as Megatron-LM and MindSpeed offer)\n"
             "  --exhaustive       also context parallelism below 1024 tokens per rank and expert TP other than\n"
             "                     1 or tp (the default search leaves these out; docs/planner.md)\n"
             "  --no-prune         evaluate every candidate, also those that provably do not fit or cannot rank\n"
@@ -51,6 +53,7 @@ int cmd_plan(int argc, char **argv) {
         if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--no-prune")) o.no_prune = 1;
         else if (!strcmp(a, "--exhaustive")) o.exhaustive = 1;
+        else if (!strcmp(a, "--no-overlap")) o.no_overlap = 1;
         else if (!strcmp(a, "--causal-half")) o.causal_half = 1;
         else if (!strcmp(a, "--devices") || !strcmp(a, "--gbs") || !strcmp(a, "--seq") || !strcmp(a, "--top") ||
                  !strcmp(a, "--detailed-top") || !strcmp(a, "--threads")) {

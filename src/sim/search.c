@@ -39,6 +39,7 @@ void plan_strategy_base(spec_strategy *s, int gbs) {
     s->gbs = gbs;
     s->mbs = 1;
     s->pad_layers = 1;
+    s->overlap_tp = s->overlap_ep = s->overlap_dp = s->overlap_pp = 1;
 }
 
 void plan_result_free(plan_result *r) {
@@ -267,6 +268,8 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
 
     spec_strategy base;
     plan_strategy_base(&base, gbs);
+    if (o->no_overlap) base.overlap_tp = base.overlap_ep = base.overlap_dp = base.overlap_pp = 0;
+    out->overlap = !o->no_overlap;
 
     plan_layout *lay = NULL;
     int n_lay = 0;
@@ -344,6 +347,7 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
         sim_options od = x.opt;
         od.detailed = 1;
         sim_result *sr = umoe_malloc(sizeof *sr, "plan detailed result");
+        int warned = 0;
         spec_strategy s;
         for (int i = 0; i < nd; i++) {
             plan_entry e = all.e[i];
@@ -355,6 +359,12 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
             }
             plan_sim_from(&e.r, sr);
             sim_result_free(sr);
+            double busy = e.r.breakdown[SIM_T_COMPUTE] + e.r.breakdown[SIM_T_RECOMPUTE];
+            if (e.r.step_time_s < busy * (1 - 1e-9) && !warned++) /* a device cannot compute faster than its work */
+                LOG_WARN("plan: the event simulation of %s (tp%d pp%d vpp%d mbs%d) gives a step of %.4g s, shorter "
+                         "than the %.4g s of compute in its own breakdown: a simulator issue; figures of this schedule "
+                         "are suspect", plan_schedule_name(e.schedule), e.tp, e.pp, e.vpp, e.mbs, e.r.step_time_s,
+                         busy);
             if (!e.r.fits) continue; /* the event simulation found a higher in-flight peak */
             all.e[kept++] = e;
         }

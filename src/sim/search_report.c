@@ -55,8 +55,8 @@ void plan_report_table(FILE *f, const spec_model *m, const spec_cluster *c, cons
                 100 * e->r.bubble_frac, exposed_comm(&e->r), i < r->detailed ? "pipe" : "form");
     }
     fprintf(f, "\nsim: pipe = event simulation of the schedule, form = closed form. comm_s = exposed TP+CP+EP+PP+DP "
-               "communication per step. Memory on the most loaded device; the device has %.1f GiB.\n",
-            c->hw.hbm_bytes / (1024.0 * 1024 * 1024));
+               "communication per step (overlap switches %s). Memory on the most loaded device; the device has "
+               "%.1f GiB.\n", r->overlap ? "on" : "off", c->hw.hbm_bytes / (1024.0 * 1024 * 1024));
 }
 
 void plan_report_json(FILE *f, const spec_model *m, const plan_result *r) {
@@ -75,6 +75,7 @@ void plan_report_json(FILE *f, const spec_model *m, const plan_result *r) {
     jw_bool(&w, "gbs_default", r->gbs_defaulted);
     jw_int(&w, "seq", r->seq);
     jw_int(&w, "detailed", r->detailed);
+    jw_bool(&w, "overlap", r->overlap);
     jw_arr_open(&w, "strategies");
     for (int i = 0; i < r->n; i++) {
         const plan_entry *e = &r->best[i];
@@ -97,6 +98,7 @@ void plan_report_json(FILE *f, const spec_model *m, const plan_result *r) {
         jw_str(&w, "schedule", plan_schedule_name(e->schedule));
         jw_bool(&w, "zero1", e->zero1);
         jw_str(&w, "a2a", plan_a2a_name(e->a2a));
+        jw_bool(&w, "overlap", r->overlap);
         jw_bool(&w, "detailed", i < r->detailed);
         const plan_sim *s = &e->r;
         jw_num(&w, "params_total", s->params_total);
