@@ -132,8 +132,69 @@ static void test_fits_nowhere(void) {
     plan_result_free(&r);
 }
 
+/* Nothing in the search space beats the plan's best: the paper's own strategy (moved into the space:
+ * offload off, its recompute list plus norm) and 3000 random valid strategies of the space, all simulated
+ * in closed form like the search. */
+static void test_nothing_beats_best(void) {
+    spec_model m;
+    spec_cluster c;
+    if (!load("pangu-ultra-moe-718b", "ascend-910b-6144", &m, &c)) return;
+    plan_options o = opts(0, 0, 1);
+    plan_result r;
+    run(&m, &c, &o, &r);
+    if (r.n != 1) return;
+    double best = r.best[0].r.tokens_per_s;
+    sim_options so;
+    memset(&so, 0, sizeof so);
+    sim_result *x = umoe_calloc(1, sizeof *x, "test result");
+    spec_strategy s;
+    CHECK(spec_strategy_load("pangu-ultra-moe-6k", &s) == UMOE_OK, "paper strategy: %s", umoe_err);
+    spec_strategy base;
+    plan_strategy_base(&base, r.gbs);
+    s.gbs = r.gbs, s.dp = c.devices / (s.tp * s.cp * s.pp), s.offload_activations = 0;
+    s.recompute |= SPEC_RC_NORM;
+    CHECK(sim_run(&m, &c, &s, &so, x) == UMOE_OK, "paper strategy runs: %s", umoe_err);
+    CHECK(!x->fits || x->tokens_per_s <= best, "the paper's strategy (%.4g tokens/s) beats the plan's best (%.4g)",
+          x->tokens_per_s, best);
+    /* random strategies of the space */
+    unsigned rcl[PLAN_RC_MAX];
+    int n_rc = plan_recompute_default(&m, rcl);
+    static const int tps[] = {1, 2, 4, 8}, cps[] = {1, 2, 4}, pps[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48};
+    static const int eps[] = {1, 2, 4, 8, 16, 32, 64, 128, 256}, mbss[] = {1, 2, 4};
+    umoe_rng g;
+    umoe_rng_seed(&g, 7);
+    int tried = 0, fit = 0;
+    char saved[UMOE_ERRLEN];
+    memcpy(saved, umoe_err, sizeof saved);
+    for (int i = 0; i < 3000; i++) {
+        s = base;
+        s.tp = tps[umoe_rng_u64(&g) % 4], s.sp = s.tp > 1, s.cp = cps[umoe_rng_u64(&g) % 3];
+        s.pp = pps[umoe_rng_u64(&g) % 11];
+        s.dp = c.devices / (s.tp * s.cp * s.pp);
+        s.vpp = s.pp > 1 && umoe_rng_u64(&g) % 2 ? 2 + (int)(umoe_rng_u64(&g) % 4) : 1;
+        s.ep = eps[umoe_rng_u64(&g) % 9], s.etp = umoe_rng_u64(&g) % 2 ? s.tp : 1;
+        s.mbs = mbss[umoe_rng_u64(&g) % 3];
+        s.schedule = s.vpp > 1 ? SPEC_SCHED_INTERLEAVED : (spec_schedule)(umoe_rng_u64(&g) % 2 ? SPEC_SCHED_1F1B
+                                                                                                : SPEC_SCHED_ZB1P);
+        s.a2a = (spec_a2a)(umoe_rng_u64(&g) % 2);
+        s.recompute = rcl[umoe_rng_u64(&g) % (uint64_t)n_rc];
+        s.zero1 = (int)(umoe_rng_u64(&g) % 2);
+        if (spec_strategy_check(&s, &m, c.devices, "random") != UMOE_OK) continue;
+        tried++;
+        if (sim_run(&m, &c, &s, &so, x) != UMOE_OK || !x->fits) continue;
+        fit++;
+        CHECK(x->tokens_per_s <= best, "random strategy tp%d cp%d pp%d vpp%d ep%d mbs%d: %.6g tokens/s beats the "
+              "plan's best %.6g", s.tp, s.cp, s.pp, s.vpp, s.ep, s.mbs, x->tokens_per_s, best);
+    }
+    memcpy(umoe_err, saved, sizeof saved);
+    CHECK(tried > 300 && fit > 30, "enough random strategies: %d valid, %d fit", tried, fit);
+    umoe_free(x, sizeof *x);
+    plan_result_free(&r);
+}
+
 int main(void) {
     RUN(test_prune_and_bound_exact);
+    RUN(test_nothing_beats_best);
     RUN(test_valid_sorted_detailed);
     RUN(test_threads_identical);
     RUN(test_fits_nowhere);
