@@ -300,9 +300,11 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
     if (!o->progress) prog.enabled = 0;
     /* Blocks of chains: the bound threshold is the cap-th best after the previous blocks, the same for every
      * thread, so what is evaluated and what is skipped does not depend on the thread count. */
-    enum { BLOCK = 64 };
-    for (int b0 = 0; b0 < n_ch; b0 += BLOCK) {
-        int b1 = b0 + BLOCK < n_ch ? b0 + BLOCK : n_ch;
+    /* Blocks grow from 64 to 4096 chains: the threshold matters most early, and every block costs the threads a
+     * barrier. The boundaries depend on the chain count only. */
+    int block = 64;
+    for (int b0 = 0, b1; b0 < n_ch; b0 = b1, block = block < 4096 ? 2 * block : block) {
+        b1 = b0 + block < n_ch ? b0 + block : n_ch;
         double thr = all.n == all.cap ? all.e[all.n - 1].r.tokens_per_s : -1;
 #ifdef UMOE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
