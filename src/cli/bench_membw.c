@@ -15,8 +15,8 @@
 #include "umoe/nn.h"
 
 /* Array sizes: on the development machine (a VM reporting a 300 MiB L3 shared with its host) triad and copy
- * reach their DRAM plateau from 32 MiB per array on (docs/bench.md); full = 4x that, quick = at it. */
-#define BENCH_MEM_FLOATS_FULL (32u << 20) /* 128 MiB per array */
+ * reach their DRAM plateau from 32 MiB per array on (docs/bench.md); full = 2x that, quick = at it. */
+#define BENCH_MEM_FLOATS_FULL (16u << 20) /* 64 MiB per array */
 #define BENCH_MEM_FLOATS_QUICK (8u << 20) /* 32 MiB per array */
 #define BENCH_RMS_C 1024                   /* rmsnorm row width */
 
@@ -101,7 +101,7 @@ umoe_status bench_membw_run(const bench_run *run, bench_mem_result *r) {
         [BENCH_MEM_ADAMW] = {"adamw_update", k_adamw, 28},
     };
     double budget = run->quick ? 0.03 : 0.25;
-    int min_reps = run->quick ? 3 : 5;
+    int min_reps = 3;
     LOG_INFO("bench: memory bandwidth, %zu MiB per array (last-level cache %.0f MiB)", bytes >> 20,
              r->llc_bytes / (1 << 20));
     for (int i = 0; i < BENCH_MEM_COUNT; i++) {

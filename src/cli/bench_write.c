@@ -17,9 +17,9 @@
 /* Copies per byte of a large message between two processes of one host: Open MPI's shared-memory transport
  * moves large messages with one copy (Linux cross-memory attach, process_vm_readv). */
 #define BENCH_SHM_COPIES 1.0
-/* Per-step latency used when it cannot be measured (one process): the value `mpirun -np 2 umoe bench`
- * fitted on the development machine (docs/bench.md), rounded up. */
-#define BENCH_DEFAULT_LAT 2e-6
+/* Per-step latency used when it cannot be measured (one process): what `mpirun -np 2 umoe bench` fitted on
+ * the development machine, 0.75 to 1.1 us (docs/bench.md), rounded. */
+#define BENCH_DEFAULT_LAT 1e-6
 
 const char *const bench_phase_names[BENCH_PHASES] = {"gemm", "attention", "memory", "comm"};
 
@@ -78,7 +78,7 @@ static void comm_figures(const bench_run *run, const bench_all *b, comm_figs *f)
     f->inter_bw = out->fit.bw;
     f->inter_lat = out->fit.lat;
     snprintf(f->intra_src, sizeof f->intra_src,
-             "MEASURED: least-squares fit (relative error) of all-reduce, all-gather and all-to-all times over %d "
+             "MEASURED: least-squares fit (relative error) of the fastest all-reduce, all-gather and all-to-all times over %d "
              "sizes in groups of %d ranks of this host, in the simulator's ring formulas (docs/bench.md); median "
              "residual %.0f%%, max %.0f%%%s%s",
              in->n_sizes, in->group, 100 * in->fit.resid_med, 100 * in->fit.resid_max,
