@@ -1,9 +1,10 @@
-/* dist.h - expert parallelism over MPI, independent of the model: communicators of the DP x EP layout (with
+/* dist.h - expert parallelism over MPI: communicators of the DP x EP layout (with
  * emulated nodes), the expert-parallel dispatch/combine exchange of rows of C floats (flat and hierarchical,
  * blocking and non-blocking), bucketed gradient all-reduce, and start-up safety checks (config/binary hash,
  * MPI errors turned into messages). Owned by src/dist. See docs/dist.md for layouts and byte accounting.
  *
- * Does not: route tokens, run experts, know the model's parameter layout, or move weights for dynamic
+ * Last section: ep_moe, the model's MoE hooks (model.h) implemented over the exchange.
+ * Does not: route tokens, do expert math (ep_moe calls model_experts_*), or move weights for dynamic
  * placement (it only accepts a placement table). Everything here exists only when built with MPI
  * (UMOE_MPI defined); without it this header declares nothing.
  *
@@ -125,6 +126,9 @@ void ep_plan_free(ep_plan *p);
  * Receive layout (both kinds, bit-identical): this rank's local experts in ascending expert id; inside one,
  * source EP ranks ascending; inside one source, that source's rows in source order. */
 umoe_status ep_plan_build(ep_plan *p, const int32_t *counts, const int32_t *row_token, const int32_t *owner);
+/* When the caller does not track tokens: ids from row contents (bytewise-equal rows share an id, numbered by
+ * first appearance), usable as row_token. Returns the number of distinct rows. One hash pass over the rows. */
+size_t ep_rows_token_ids(const float *rows, size_t n, size_t C, int32_t *row_token);
 size_t ep_plan_n_send(const ep_plan *p);          /* token-assignment rows this rank sends */
 size_t ep_plan_n_recv(const ep_plan *p);          /* token-assignment rows this rank receives */
 int ep_plan_n_local(const ep_plan *p);            /* local experts */
@@ -162,5 +166,29 @@ typedef struct {
 /* In-place sum all-reduce of x (n floats) over comm in buckets of bucket_floats (0: one bucket, split only
  * at INT_MAX). Dense grads: comm = world; expert grads: comm = edp. stats may be NULL. */
 umoe_status dist_allreduce_sum(float *x, size_t n, MPI_Comm comm, size_t bucket_floats, dist_sync_stats *stats);
+/* In-place sum all-reduce of a few doubles (statistics: aux-loss expert counts and probability sums over the
+ * EP group, d->ep, for the EP-group scope; over world for the global-batch scope). */
+umoe_status dist_allreduce_sum_f64(double *x, size_t n, MPI_Comm comm);
+
+/* ---------------------------------------------------------------- the model's MoE hooks over EP */
+/* ep_moe installs model_moe_ops (model.h) that run each MoE layer's routed experts with expert parallelism:
+ * dispatch the grouped token-assignment rows to the ranks owning the experts (flat or hierarchical), run
+ * model_experts_* on the local experts, combine the outputs back; backward reuses the layer's plan. With the
+ * spec's aux_scope == SPEC_AUX_EP_GROUP it also sums the aux-loss statistics over the EP group.
+ * The model keeps every expert's weights on every rank; only the owners' are used and get grads. */
+#include "umoe/model.h"
+typedef struct ep_moe ep_moe;
+umoe_status ep_moe_init(ep_moe **x, const dist_ctx *d, umoe_model *m, ep_a2a_kind kind);
+void ep_moe_free(ep_moe *x);
+const model_moe_ops *ep_moe_ops(const ep_moe *x); /* pass to model_set_moe_ops */
+/* Placement of MoE slot `slot` from its next forward on (NULL: default blocks); see dist_placement_check. */
+umoe_status ep_moe_set_placement(ep_moe *x, int slot, const int32_t *owner);
+int ep_moe_is_local(const ep_moe *x, int slot, int expert); /* this rank owns `expert` in `slot` */
+/* Traffic summed over all MoE slots' plans since init. */
+void ep_moe_traffic(const ep_moe *x, ep_traffic *total);
+/* Gradient sync of the model's flat grad block: dense tensors summed over d->world, each local expert's
+ * tensors over d->edp, non-local experts' left untouched (zero here; their owners hold them). In buckets of
+ * bucket_floats over contiguous runs of tensors of the same kind. Sums, not means. */
+umoe_status ep_moe_grad_sync(ep_moe *x, size_t bucket_floats, dist_sync_stats *stats);
 #endif /* UMOE_MPI */
 #endif

@@ -79,6 +79,15 @@ void moe_unpermute_forward(float *out, const float *rows, const float *w, const 
 void moe_unpermute_backward(float *drows, float *dw, const float *dout, const float *rows, const float *w,
                             const int32_t *order, size_t NK, size_t K, size_t C);
 
+/* Grouped expert GEMM: for each expert e, rows offsets[e]..offsets[e+1]-1 of in (N*K, C) times w_e^T where
+ * w_e = w + e*wstride is (O,C): out rows = in rows @ w_e^T (overwrites out's rows; experts with no rows are
+ * skipped). Backward: din rows += dout rows @ w_e; dw_e (= dw + e*wstride) += dout rows^T @ in rows. Experts run
+ * in parallel (BLAS single-threaded each) when E >= OpenMP threads, else in turn with BLAS threads. */
+void moe_matmul_forward(float *out, const float *in, const float *w, size_t wstride, const int32_t *offsets, size_t E,
+                        size_t C, size_t O);
+void moe_matmul_backward(float *din, float *dw, const float *dout, const float *in, const float *w, size_t wstride,
+                         const int32_t *offsets, size_t E, size_t C, size_t O);
+
 /* Embedding: out (N,C) = wte[tokens[n]]; backward dwte[tokens[n]] += dout[n]. */
 void embedding_forward(float *out, const int32_t *tokens, const float *wte, size_t N, size_t C);
 void embedding_backward(float *dwte, const float *dout, const int32_t *tokens, size_t N, size_t C);
@@ -97,4 +106,13 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
 
 /* Sum of squares (double accumulation), for the global gradient norm. */
 double nn_sumsq(const float *x, size_t n);
+
+/* BLAS in use: the OpenBLAS kernel family ("SkylakeX", "Haswell", ...; "none" without BLAS). OpenBLAS 0.3.21
+ * does not recognise recent Xeons (e.g. family 6 model 207) and falls back to its SSE3 "Prescott" kernels,
+ * about 7x slower than its AVX-512 ones on this machine. nn_blas_better_coretype returns the value for the
+ * environment variable OPENBLAS_CORETYPE that selects the right kernels ("SkylakeX" with AVX-512, "Haswell"
+ * with AVX2) when the kernel in use is an older family than the CPU supports, else NULL. OpenBLAS reads the
+ * variable only when it is loaded, so a program sets it and re-executes itself (bench/bench_nn.c does). */
+const char *nn_blas_corename(void);
+const char *nn_blas_better_coretype(void);
 #endif

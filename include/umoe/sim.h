@@ -25,6 +25,9 @@ typedef struct {
     int attn_no_flash; /* 0 (default): flash-attention class kernel (causal blocks skipped, no s^2 activations);
                         * 1: unfused attention as in Megatron-LM 2022 (full s^2 scores, softmax and dropout
                         *    stored: the 5as/h term of Korthikanti et al. 2022) */
+    double host_s_per_kernel; /* > 0: override the host launch time per kernel (calibration tools only) */
+    double host_combine_p;    /* > 0: override how GPU and host time combine (calibration tools only) */
+    double grouped_gemm_factor; /* > 0: override the grouped-GEMM factor (calibration tools only) */
 } sim_options;
 
 
@@ -98,4 +101,43 @@ double sim_p2p_time(const spec_hardware *h, int inter_node, double bytes);
 /* Activation bytes stored for one transformer layer and one micro-batch on one device (Korthikanti et al.
  * 2022, Table 2, generalised to GQA/MLA/SwiGLU/MoE; see docs/cost-model.md). */
 double sim_layer_act_bytes(const spec_model *m, const spec_strategy *s, const sim_options *o, int moe_layer);
+
+/* ------------------------------------------------------------------ validation (src/sim/validate*.c)
+ * Predicted vs published measurements. A CSV with the columns of data/validation/published_points.csv
+ * (extra columns ignored); see docs/validation.md for the columns we added and the row conventions. */
+typedef struct {
+    char id[128];
+    int ok;                  /* 1 modelled; 0 skipped (reason says why) */
+    char reason[1200];
+    char flops_kind[16];     /* "model" or "hardware" (the row's TFLOP/s convention) */
+    char compared[16];       /* what the measured step time comes from: step_s, tokens_per_s, tflops, mfu */
+    double pred_step_s, meas_step_s;           /* NAN when unknown */
+    double pred_tflops, meas_tflops;           /* per device, in the row's flops_kind convention */
+    double pred_mfu, meas_mfu;
+    double error;            /* pred_step / meas_step - 1 */
+} sim_validation_row;
+
+/* Reads and predicts every row. *rows is allocated (free with sim_validation_free). UMOE_EINPUT on a file
+ * that cannot be read or lacks required columns (message in umoe_err). */
+umoe_status sim_validate_csv(const char *path, sim_validation_row **rows, int *n_rows);
+void sim_validation_free(sim_validation_row *rows, int n_rows);
+
+/* vTrain sweeps (Megatron-DeepSpeed on A100, VIA-Research/vTrain): per model of the multi-node file the
+ * Spearman rank correlation of predicted vs measured iteration time; on the single-node file the median
+ * absolute error and the rank correlation. */
+#define SIM_VTRAIN_MAX_MODELS 16
+typedef struct {
+    int n_models;
+    double model_params_b[SIM_VTRAIN_MAX_MODELS];
+    int model_rows[SIM_VTRAIN_MAX_MODELS];
+    double model_spearman[SIM_VTRAIN_MAX_MODELS];
+    double model_median_err[SIM_VTRAIN_MAX_MODELS];
+    int multi_skipped;
+    int single_rows, single_skipped;
+    double single_median_err, single_spearman;
+} sim_vtrain_result;
+umoe_status sim_validate_vtrain(const char *multi_csv, const char *single_csv, const char *hardware,
+                                double host_s_per_kernel /* 0 = the built-in constant */, sim_vtrain_result *out);
+/* Spearman rank correlation (average ranks for ties). */
+double sim_spearman(const double *x, const double *y, int n);
 #endif

@@ -168,6 +168,9 @@ typedef struct {
 umoe_status spec_model_load(const char *path_or_name, spec_model *m);
 umoe_status spec_model_from_json(const void *cjson_obj, const char *file, spec_model *m);
 umoe_status spec_model_validate(const spec_model *m, const char *file);
+/* For models built in code (e.g. from a CSV row): fill what is derived when left 0 (kv_heads = heads,
+ * head_dim = hidden/heads), then validate. */
+umoe_status spec_model_finish(spec_model *m, const char *file);
 void spec_model_defaults(spec_model *m);
 umoe_status spec_hardware_load(const char *path_or_name, spec_hardware *h);
 umoe_status spec_cluster_load(const char *path_or_name, spec_cluster *c);
@@ -189,7 +192,8 @@ umoe_status spec_strategy_check(const spec_strategy *s, const spec_model *m, int
 umoe_status spec_strategy_finish(spec_strategy *s, const spec_model *m, int devices, const char *file);
 /* Strategy from an already-parsed JSON object. */
 umoe_status spec_strategy_from_json(const void *cjson_obj, const char *file, spec_strategy *s);
-/* Transformer layers held by model chunk c (0 <= c < pp*vpp, in model order; chunk c runs on stage c % pp).
+/* Transformer layers held by model chunk c (0 <= c < pp*vpp, in model order; chunk c runs on stage c % pp;
+ * DualPipe: vpp = 1, rank i holds chunk i and a copy of chunk pp-1-i).
  * Even split when L % (pp*vpp) == 0. Otherwise (only with pad_layers, MindSpeed's "noop layers"): every
  * chunk holds ceil(L / n) layers except r = n*ceil - L chunks that hold one fewer, taken alternately from the
  * end and the start of the pipeline (last chunk, first chunk, second-to-last, second, ...), because the
@@ -198,6 +202,12 @@ int spec_chunk_layers(const spec_strategy *s, const spec_model *m, int c);
 
 void spec_params_count(const spec_model *m, spec_params *p);
 void spec_flops_count(const spec_model *m, int causal_half, spec_flops *f);
+/* Forward FLOPs per token that a recompute policy (SPEC_RC_* flags) runs again in the backward pass: full =
+ * every transformer layer (and MTP block, not the heads); attn_core = the attention core; mla_up = the MLA
+ * up-projections (q_b, kv_b); expert_fc1 = the first GEMM(s) of the K routed + shared experts (gate and up
+ * for SwiGLU). norm, activation and permute are element-wise: 0 matrix FLOPs (their time is the simulator's).
+ * HFU counts these; MFU does not. */
+double spec_flops_recompute(const spec_model *m, unsigned rc, int causal_half);
 /* Does layer l (0-based) use MoE? */
 int spec_layer_is_moe(const spec_model *m, int l);
 /* Where presets live: configs/ (resolved once). */

@@ -23,4 +23,12 @@ umoe_status dist_allreduce_sum(float *x, size_t n, MPI_Comm comm, size_t bucket_
     }
     return UMOE_OK;
 }
+
+umoe_status dist_allreduce_sum_f64(double *x, size_t n, MPI_Comm comm) {
+    for (size_t off = 0; off < n; off += (size_t)INT_MAX) {
+        size_t len = n - off < (size_t)INT_MAX ? n - off : (size_t)INT_MAX;
+        DIST_MPI(MPI_Allreduce(MPI_IN_PLACE, x + off, (int)len, MPI_DOUBLE, MPI_SUM, comm));
+    }
+    return UMOE_OK;
+}
 #endif

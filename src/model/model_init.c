@@ -1,6 +1,6 @@
 /* model_init.c - weight initialisation.
  *   Matrices: N(0, sigma^2), sigma = spec->init_std when set, else TinyInit sigma = sqrt(1 / (2 C L))
- *     (Pangu Ultra, arXiv 2504.07866, sec. 2 "TinyInit"; C hidden size, L main layers).
+ *     (Pangu Ultra, arXiv 2504.07866, "TinyInit"; C hidden size, L main layers).
  *   Embedding: N(0, 0.5^2) under TinyInit (same source); N(0, init_std^2) when init_std is set.
  *   RMSNorm gains: 1, except the post-branch gains of the depth-scaled sandwich norm (DSSN, same paper):
  *     gamma_attn = c_attn / sqrt(L), gamma_ffn = c_mlp / sqrt(L), with c_attn = 0.283, c_mlp = 0.432

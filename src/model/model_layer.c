@@ -1,7 +1,7 @@
 /* model_layer.c - one transformer layer: two residual branches (attention, then dense FFN or MoE) with the
  * selected norm placement.
  *   pre-norm (Xiong et al. 2020):       h = x + Attn(Norm(x));            out = h + FFN(Norm(h))
- *   depth-scaled sandwich norm (DSSN, Pangu Ultra arXiv 2504.07866, sec. 2):
+ *   depth-scaled sandwich norm (DSSN, Pangu Ultra arXiv 2504.07866):
  *                                       h = x + Norm_post(Attn(Norm_pre(x))); out = h + Norm_post(FFN(Norm_pre(h)))
  *   Norm = RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x^2) + eps) * g.
  * Backward works in place on the residual gradient: dres = d(out) on entry, d(x) on exit.

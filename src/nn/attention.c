@@ -155,10 +155,11 @@ void attention_forward_naive(float *out, float *lse, const float *q, const float
                 for (size_t j = 0; j <= i; j++) sum += exp(s[j] - mx);
                 double l = mx + log(sum);
                 lse[(b * H + h) * T + i] = (float)l;
+                for (size_t j = 0; j <= i; j++) s[j] = exp(s[j] - l); /* probabilities */
                 float *oi = out + ((b * T + i) * H + h) * Dv;
                 for (size_t c = 0; c < Dv; c++) {
                     double acc = 0.0;
-                    for (size_t j = 0; j <= i; j++) acc += exp(s[j] - l) * v[((b * T + j) * Hk + h / G) * Dv + c];
+                    for (size_t j = 0; j <= i; j++) acc += s[j] * v[((b * T + j) * Hk + h / G) * Dv + c];
                     oi[c] = (float)acc;
                 }
             }

@@ -75,3 +75,34 @@ void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const fl
     for (long i = 0; i < m; i++) gemm_row(ta, tb, (size_t)i, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
+
+#ifdef UMOE_BLAS
+char *openblas_get_corename(void); /* OpenBLAS extension, not declared by every cblas.h */
+#endif
+
+const char *nn_blas_corename(void) {
+#ifdef UMOE_BLAS
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+#else
+    return "none";
+#endif
+}
+
+const char *nn_blas_better_coretype(void) {
+#if defined(UMOE_BLAS) && (defined(__x86_64__) || defined(__i386__))
+    /* OpenBLAS x86 kernel families older than AVX2 (names as openblas_get_corename reports them) */
+    static const char *old[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai",
+                                "Coppermine", "Northwood", "Banias", "Sandybridge", "Barcelona", "Bulldozer"};
+    const char *c = nn_blas_corename();
+    int is_old = 0, is_haswell = 0;
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) is_old |= umoe_streq_nocase(c, old[i]);
+    is_haswell = umoe_streq_nocase(c, "Haswell") || umoe_streq_nocase(c, "Zen");
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if ((is_old || is_haswell) && avx512) return "SkylakeX";
+    if (is_old && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+    return NULL;
+}

@@ -16,8 +16,7 @@ double sim_gemm_eff(const spec_hardware *h, double flops) {
     int i = 1;
     while (i < n - 1 && flops > h->gemm_eff_flops[i]) i++;
     /* piecewise linear in log10(flops) between points i-1 and i */
-    double x = log(flops), x0 = log(h->gemm_eff_flops[i - 1]), x1 = log(h->gemm_eff_flops[i]);
-    double f = (x - x0) / (x1 - x0);
+    double f = log(flops / h->gemm_eff_flops[i - 1]) / log(h->gemm_eff_flops[i] / h->gemm_eff_flops[i - 1]);
     return h->gemm_eff[i - 1] + f * (h->gemm_eff[i] - h->gemm_eff[i - 1]);
 }
 

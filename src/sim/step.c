@@ -8,51 +8,10 @@
 #include <string.h>
 #include "cost.h"
 
-/* The event simulation lives in pipeline*.c (another module, merged separately); until it is linked in, the
- * weak references stay NULL and sim_run uses the closed form even when detailed is asked for. */
-extern umoe_status sim_pipeline_run(spec_schedule, int, int, int, const double *, const double *, const double *,
-                                    double, int, sim_pipeline_result *) __attribute__((weak));
-extern void sim_pipeline_free(sim_pipeline_result *) __attribute__((weak));
+#define SIM_MAX_STAGES 1024 /* = the pipeline result's per-device arrays */
 
 #define SIM_OPT_BYTES_PER_PARAM 34.0 /* Adam step: read grad, m, v, master (16), write m, v, master (12) and bf16
                                       * param (2), plus the grad-norm read for clipping (4); docs/cost-model.md */
-
-/* Model FLOPs per token, forward (multiply-add = 2). Attention's s^2 term in full unless causal_half. */
-static double model_fwd_flops(const spec_model *m, int causal_half, double *params_total, double *params_active) {
-    double C = m->C, T = m->T, attn_p, core;
-    int swiglu = m->ffn == SPEC_FFN_SWIGLU;
-    int n_norm = m->norm == SPEC_NORM_SANDWICH ? 4 : 2;
-    if (m->attn == SPEC_ATTN_MLA) {
-        double qk = m->qk_nope + m->qk_rope;
-        attn_p = (m->q_lora > 0 ? C * m->q_lora + m->q_lora + (double)m->q_lora * m->H * qk : C * m->H * qk)
-                 + C * (m->kv_lora + m->qk_rope) + m->kv_lora + (double)m->kv_lora * m->H * (m->qk_nope + m->v_head)
-                 + (double)m->H * m->v_head * C;
-        core = 2.0 * T * m->H * (qk + m->v_head);
-    } else {
-        double hd = m->head_dim > 0 ? m->head_dim : C / m->H;
-        double hkv = m->H_kv > 0 ? m->H_kv : m->H;
-        attn_p = C * (m->H + 2 * hkv) * hd + m->H * hd * C + (m->qkv_bias ? (m->H + 2 * hkv) * hd : 0);
-        core = 4.0 * T * m->H * hd;
-    }
-    if (causal_half) core *= 0.5;
-    double mlp = (swiglu ? 3.0 : 2.0) * C;
-    double dense_p = mlp * m->F, expert_p = mlp * m->F_expert;
-    double router_p = m->E > 0 ? C * m->E : 0;
-    int n_dense = m->E > 0 ? (m->first_k_dense < m->L ? m->first_k_dense : m->L) : m->L;
-    int n_moe = m->L - n_dense;
-    double embed = (double)m->V * C, head = m->tied ? 0 : (double)m->V * C;
-    double per_layer_fixed = attn_p + n_norm * C;
-    double moe_total = router_p + (m->E + m->E_shared) * expert_p;
-    double moe_active = router_p + (m->K + m->E_shared) * expert_p;
-    if (params_total) *params_total = embed + head + C + m->L * per_layer_fixed + n_dense * dense_p + n_moe * moe_total;
-    if (params_active) *params_active = embed + head + C + m->L * per_layer_fixed + n_dense * dense_p + n_moe * moe_active;
-    double layer_attn = 2.0 * attn_p + core;
-    double f = m->L * layer_attn + n_dense * 2.0 * dense_p + n_moe * 2.0 * moe_active + 2.0 * C * m->V;
-    /* MTP (DeepSeek-V3 Sec. 2.2): per depth a projection 2C -> C, one transformer block, the shared head */
-    if (m->mtp > 0)
-        f += m->mtp * (2.0 * 2 * C * C + layer_attn + 2.0 * (m->E > 0 ? moe_active : dense_p) + 2.0 * C * m->V);
-    return f;
-}
 
 static void add(sim_cost *a, const sim_cost *b, double k) {
     a->fwd += k * b->fwd; a->bwd += k * b->bwd; a->bwd_w += k * b->bwd_w; a->gemm_fwd += k * b->gemm_fwd;
@@ -76,7 +35,7 @@ static double inflight(spec_schedule sc, int pp, int vpp, int st, int n_mb) {
 }
 
 void sim_result_free(sim_result *r) {
-    if (r && r->pipeline.events && sim_pipeline_free) sim_pipeline_free(&r->pipeline);
+    if (r && r->pipeline.events) sim_pipeline_free(&r->pipeline);
 }
 
 umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strategy *s, const sim_options *o,
@@ -98,7 +57,15 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     r->pipeline.events = NULL; r->pipeline.n_events = 0;
 
     /* ---- model-level counts */
-    double fwd_tok = model_fwd_flops(m, o->causal_half, &r->params_total, &r->params_active);
+    /* model-level counts: the project's one definition (spec_params_count / spec_flops_count: model FLOPs,
+     * backward = 2 x forward, attention s^2 in full unless causal_half; MTP included) */
+    spec_params pc;
+    spec_flops fc;
+    spec_params_count(m, &pc);
+    spec_flops_count(m, o->causal_half, &fc);
+    r->params_total = pc.total;
+    r->params_active = pc.active;
+    double fwd_tok = fc.fwd_total;
     r->flops_per_token = 3.0 * fwd_tok;
     int n_mb = s->gbs / (s->mbs * g.dp);
     if (n_mb < 1) n_mb = 1;
@@ -116,67 +83,89 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     double act_d = n_dense_total > 0 ? sim_layer_act_bytes(m, s, o, 0) : 0;
     double act_m = is_moe ? sim_layer_act_bytes(m, s, o, 1) : 0;
 
-    /* ---- stages: layers split evenly, the first L % pp stages take one more; dense layers come first */
-    int pp = g.pp, base = m->L / pp, rem = m->L % pp;
-    double t_max = 0, t_sum = 0, f_sum = 0, b_sum = 0, w_sum = 0;
-    sim_cost worst = {0};
-    double mem_peak = -1;
-    int l0 = 0, smax = 0;
-    double zero1_d = s->zero1 ? g.dp * g.cp : 1, zero1_e = s->zero1 ? g.edp : 1;
-    double p_stage_dense_max = 0, p_stage_exp_max = 0, stage_b_worst = 0, stage_f_worst = 0;
-    for (int st = 0; st < pp; st++) {
-        int nl = base + (st < rem);
+    /* ---- model chunks (pp x vpp, chunk c on stage c % pp, layers in model order, dense layers first; the
+     * split is spec_chunk_layers: even, or MindSpeed-style padding) -> per-stage sums */
+    int pp = g.pp, n_chunks = pp * g.vpp;
+    int chunk_ok = 1, tot = 0;
+    for (int ch = 0; ch < n_chunks && chunk_ok; ch++) tot += spec_chunk_layers(s, m, ch);
+    if (tot != m->L) chunk_ok = 0; /* unchecked strategy: plain even split with the remainder up front */
+    sim_cost stage[SIM_MAX_STAGES];
+    double stage_act[SIM_MAX_STAGES], stage_extra[SIM_MAX_STAGES];
+    int stage_nm[SIM_MAX_STAGES];
+    if (pp > SIM_MAX_STAGES) return umoe_fail("sim: pp = %d exceeds %d stages", pp, SIM_MAX_STAGES);
+    memset(stage, 0, sizeof(sim_cost) * pp);
+    for (int st = 0; st < pp; st++) { stage_act[st] = 0; stage_extra[st] = 0; stage_nm[st] = 0; }
+    sim_cost hd = ch; hd.params_dense = 0;  /* MTP passes share the head */
+    sim_cost *chunks = NULL; /* per-chunk costs, detailed runs only (the fast path allocates nothing) */
+    size_t chunks_bytes = sizeof(sim_cost) * (size_t)n_chunks;
+    if (o->detailed) chunks = umoe_malloc(chunks_bytes, "sim chunk costs");
+    int l0 = 0;
+    for (int chn = 0; chn < n_chunks; chn++) {
+        int nl = chunk_ok ? spec_chunk_layers(s, m, chn) : m->L / n_chunks + (chn < m->L % n_chunks);
         int nd = n_dense_total - l0;
         if (nd < 0) nd = 0;
         if (nd > nl) nd = nl;
-        int nm = nl - nd;
+        int nm = nl - nd, st = chn % pp;
         l0 += nl;
-        sim_cost sc = {0};
-        add(&sc, &cd, nd);
-        add(&sc, &cm, nm);
-        double act = nd * act_d + nm * act_m;
-        double extra = 0; /* transient bytes */
-        if (st == 0) add(&sc, &ce, 1);
-        if (st == pp - 1) {
-            add(&sc, &ch, 1);
-            if (m->tied && pp > 1) sc.params_dense += (double)m->V * m->C / g.tp; /* head copy of the embedding */
+        sim_cost *sc = &stage[st];
+        sim_cost before = *sc;
+        add(sc, &cd, nd);
+        add(sc, &cm, nm);
+        stage_act[st] += nd * act_d + nm * act_m;
+        stage_nm[st] += nm;
+        if (chn == 0) add(sc, &ce, 1);
+        if (chn == n_chunks - 1) {
+            add(sc, &ch, 1);
+            if (m->tied && pp > 1) sc->params_dense += (double)m->V * m->C / g.tp; /* head copy of the embedding */
             if (m->mtp > 0) {
-                add(&sc, is_moe ? &cm : &cd, m->mtp);
-                sim_cost hd = ch; hd.params_dense = 0;  /* MTP shares the head */
-                add(&sc, &hd, m->mtp);
-                sc.params_dense += m->mtp * (2.0 * m->C * m->C + 2 * m->C);
-                act += m->mtp * (is_moe ? act_m : act_d);
+                add(sc, is_moe ? &cm : &cd, m->mtp);
+                add(sc, &hd, m->mtp);
+                sc->params_dense += m->mtp * (2.0 * m->C * m->C + 2 * m->C);
+                stage_act[st] += m->mtp * (is_moe ? act_m : act_d);
+                if (is_moe) stage_nm[st] += m->mtp;
             }
-            extra += 4.0 * g.t * m->V / g.tp + 2.0 * g.t_sp * m->C; /* fp32 logits + head input */
+            stage_extra[st] += 4.0 * g.t * m->V / g.tp + 2.0 * g.t_sp * m->C; /* fp32 logits + head input */
         }
-        double t_f = sc.fwd + sc.tp_fwd + sc.cp_fwd + sc.ep_fwd;
-        double t_b = sc.bwd + sc.rc + sc.tp_bwd + sc.cp_bwd + sc.ep_bwd;
+        if (chunks) { /* detailed: this chunk's own cost = the stage sum's growth */
+            sim_cost *c1 = &chunks[chn];
+            memset(c1, 0, sizeof *c1);
+            add(c1, sc, 1);
+            add(c1, &before, -1);
+        }
+    }
+    double t_max = 0, t_sum = 0, f_sum = 0, b_sum = 0, w_sum = 0;
+    int worst_st = 0;
+    double mem_peak = -1, stage_b_worst = 0, stage_f_worst = 0;
+    double zero1_d = s->zero1 ? g.dp * g.cp : 1, zero1_e = s->zero1 ? g.edp : 1;
+    for (int st = 0; st < pp; st++) {
+        const sim_cost *sc = &stage[st];
+        double t_f = sc->fwd + sc->tp_fwd + sc->cp_fwd + sc->ep_fwd;
+        double t_b = sc->bwd + sc->rc + sc->tp_bwd + sc->cp_bwd + sc->ep_bwd;
         double ts = t_f + t_b;
-        t_sum += ts; f_sum += t_f; b_sum += t_b; w_sum += sc.bwd_w;
-        if (ts > t_max) { t_max = ts; worst = sc; smax = st; stage_f_worst = t_f; stage_b_worst = t_b; }
-        if (sc.params_dense > p_stage_dense_max) p_stage_dense_max = sc.params_dense;
-        if (sc.params_expert > p_stage_exp_max) p_stage_exp_max = sc.params_expert;
+        t_sum += ts; f_sum += t_f; b_sum += t_b; w_sum += sc->bwd_w;
+        if (ts > t_max) { t_max = ts; worst_st = st; stage_f_worst = t_f; stage_b_worst = t_b; }
 
         /* memory of this stage */
-        double pd = sc.params_dense, pe = sc.params_expert;
-        double copies = s->schedule == SPEC_SCHED_DUALPIPE ? 2.0 : 1.0; /* DualPipe keeps two model chunks */
+        double pd = sc->params_dense, pe = sc->params_expert;
+        double copies = s->schedule == SPEC_SCHED_DUALPIPE ? 2.0 : 1.0; /* DualPipe keeps two model copies */
         double mw = 2.0 * (pd + pe) * copies;
         double mg = 4.0 * (pd + pe) * copies;
         double mo = s->offload_optimizer ? 0 : 12.0 * (pd / zero1_d + pe / zero1_e) * copies;
         double inf = inflight(s->schedule, pp, g.vpp, st, n_mb);
+        double act = stage_act[st];
         double ma = s->offload_activations ? act : act * inf;  /* offload: one micro-batch resident */
-        double mdisp = nm > 0 || (st == pp - 1 && m->mtp > 0 && is_moe)
-                           ? 2.0 * (g.t / g.tp) * m->K * g.etp * g.imb * m->C * 2.0 : 0; /* send + recv */
-        double total = mw + mg + mo + ma + mdisp + extra + h->mem_reserved;
+        double mdisp = stage_nm[st] > 0 ? 2.0 * (g.t / g.tp) * m->K * g.etp * g.imb * m->C * 2.0 : 0; /* send+recv */
+        double total = mw + mg + mo + ma + mdisp + stage_extra[st] + h->mem_reserved;
         if (total > mem_peak) {
             mem_peak = total;
             r->worst_stage = st;
             r->inflight = inf;
             r->memory[SIM_M_WEIGHTS] = mw; r->memory[SIM_M_GRADS] = mg; r->memory[SIM_M_OPTIMIZER] = mo;
-            r->memory[SIM_M_ACTIVATIONS] = ma; r->memory[SIM_M_DISPATCH] = mdisp; r->memory[SIM_M_LOGITS] = extra;
-            r->memory[SIM_M_RESERVED] = h->mem_reserved;
+            r->memory[SIM_M_ACTIVATIONS] = ma; r->memory[SIM_M_DISPATCH] = mdisp;
+            r->memory[SIM_M_LOGITS] = stage_extra[st]; r->memory[SIM_M_RESERVED] = h->mem_reserved;
         }
     }
+    const sim_cost worst = stage[worst_st];
     r->memory_peak_bytes = mem_peak;
     r->fits = mem_peak <= h->hbm_bytes;
     r->stage_fwd_s[0] = stage_f_worst; r->stage_bwd_s[0] = stage_b_worst;
@@ -197,13 +186,44 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     if (bubble < 0 || pp == 1) bubble = 0;
     double t_pipe = n_mb * t_max + bubble;
 
-    /* ---- PP point-to-point: one activation (t_sp x C, bf16) per micro-batch chunk and direction */
+    /* ---- PP point-to-point: one activation (t x C, bf16) per micro-batch chunk and direction, split over the
+     * TP ranks (each sends 1/tp over its own link: SP shards, or Megatron's scatter/gather optimisation,
+     * Narayanan et al. 2021 Sec. 4.1) */
     double t_pp = 0;
     if (pp > 1) {
         int inter = (long)g.tp * g.cp * g.dp >= g.dpn;
-        double p2p = sim_p2p_time(h, inter, g.t_sp * m->C * 2.0);
+        double p2p = sim_p2p_time(h, inter, g.t / g.tp * m->C * 2.0);
         double steps = s->overlap_pp ? (pp - 1) : ((double)n_mb * g.vpp + pp - 1);
         t_pp = 2.0 * steps * p2p;
+    }
+
+    umoe_status pst = UMOE_OK;
+    if (chunks) {
+        /* detailed: the event simulation of the schedule with each virtual stage's own forward, backward-input
+         * and weight-gradient times (first chunk has the embedding, last the head, loss and MTP) */
+        int V = n_chunks;
+        double *fa = umoe_malloc(sizeof(double) * 3 * V, "sim chunk times"), *ba = fa + V, *wa = fa + 2 * V;
+        for (int v = 0; v < V; v++) {
+            const sim_cost *c1 = &chunks[v];
+            fa[v] = c1->fwd + c1->tp_fwd + c1->cp_fwd + c1->ep_fwd;
+            wa[v] = c1->bwd_w;
+            ba[v] = c1->bwd + c1->rc + c1->tp_bwd + c1->cp_bwd + c1->ep_bwd - wa[v];
+        }
+        int split = s->schedule == SPEC_SCHED_ZB1P || s->schedule == SPEC_SCHED_DUALPIPE;
+        if (!split) for (int v = 0; v < V; v++) ba[v] += wa[v];
+        int inter = (long)g.tp * g.cp * g.dp >= g.dpn;
+        double p2p = pp > 1 ? sim_p2p_time(h, inter, g.t / g.tp * m->C * 2.0) : 0;
+        pst = sim_pipeline_run(s->schedule, pp, g.vpp, n_mb, fa, ba, split ? wa : NULL, p2p, o->record_events,
+                               &r->pipeline);
+        if (!pst) {
+            t_pipe = r->pipeline.makespan;
+            bubble = t_pipe - n_mb * t_max;
+            t_pp = 0; /* the event simulation charges p2p on its edges: exposed p2p is inside the makespan */
+            if (bubble < 0) bubble = 0;
+        }
+        umoe_free(fa, sizeof(double) * 3 * V);
+        umoe_free(chunks, chunks_bytes);
+        if (pst) return pst;
     }
 
     /* ---- DP gradient sync, sized per device (dense over dp x cp, experts over edp = devices/(ep etp pp)).
@@ -249,6 +269,5 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     double denom = step * c->devices * h->peak_bf16;
     r->mfu = r->flops_per_step_model / denom;
     r->hfu = r->flops_per_step_hw / denom;
-    (void)smax; (void)p_stage_dense_max; (void)p_stage_exp_max;
     return UMOE_OK;
 }

@@ -31,3 +31,25 @@ void spec_flops_count(const spec_model *m, int causal_half, spec_flops *f) {
     f->mtp = m->mtp * (2.0 * 2.0 * C * C + block + f->head);
     f->fwd_total = p.n_dense * (attn + f->dense_ffn) + p.n_moe * (attn + f->moe_ffn) + f->head + f->mtp;
 }
+
+double spec_flops_recompute(const spec_model *m, unsigned rc, int causal_half) {
+    spec_flops f;
+    spec_params p;
+    spec_flops_count(m, causal_half, &f);
+    spec_params_count(m, &p);
+    double layers = m->L + m->mtp; /* MTP blocks are transformer layers too */
+    double moe_layers = p.n_moe + (m->E > 0 ? m->mtp : 0);
+    if (rc & SPEC_RC_FULL) return f.fwd_total - f.head * (1 + m->mtp) - m->mtp * 4.0 * m->C * m->C;
+    double r = 0;
+    if (rc & SPEC_RC_ATTN_CORE) r += layers * f.attn_core;
+    if ((rc & SPEC_RC_MLA_UP) && m->attn == SPEC_ATTN_MLA) {
+        double H = m->H, dqk = m->qk_nope + m->qk_rope;
+        double up = (m->q_lora ? (double)m->q_lora * H * dqk : 0) + (double)m->kv_lora * H * (m->qk_nope + m->v_head);
+        r += layers * 2.0 * up;
+    }
+    if ((rc & SPEC_RC_EXPERT_FC1) && m->E > 0) {
+        double fc1 = (m->ffn == SPEC_FFN_SWIGLU ? 2.0 : 1.0) * m->C * m->F_expert; /* gate + up, or fc1 */
+        r += moe_layers * 2.0 * (m->K + m->E_shared) * fc1;
+    }
+    return r;
+}

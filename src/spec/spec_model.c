@@ -96,19 +96,19 @@ umoe_status spec_model_from_json(const void *obj, const char *file, spec_model *
     m->norm = (spec_norm_kind)norm;
     m->score = (spec_score_kind)score;
     m->aux_scope = (spec_aux_scope)aux;
-    if (m->attn != SPEC_ATTN_MLA) {
-        if (!m->H_kv) m->H_kv = m->H;
-        if (!m->head_dim) {
-            if (m->C % m->H)
-                return umoe_fail("%s: field \"head_dim\" is missing and hidden %d is not a multiple of heads %d "
-                                 "(give head_dim)", file, m->C, m->H);
-            m->head_dim = m->C / m->H;
-        }
-    } else {
-        if (!m->H_kv) m->H_kv = m->H;
-    }
     if (m->E > 0 && !m->K)
         return umoe_fail("%s: field \"top_k\" is missing (required when experts = %d > 0)", file, m->E);
+    return spec_model_finish(m, file);
+}
+
+umoe_status spec_model_finish(spec_model *m, const char *file) {
+    if (!m->H_kv) m->H_kv = m->H;
+    if (m->attn != SPEC_ATTN_MLA && !m->head_dim) {
+        if (m->H < 1 || m->C % m->H)
+            return umoe_fail("%s: field \"head_dim\" is missing and hidden %d is not a multiple of heads %d "
+                             "(give head_dim)", file, m->C, m->H);
+        m->head_dim = m->C / m->H;
+    }
     return spec_model_validate(m, file);
 }
 

@@ -57,10 +57,8 @@ void spec_params_count(const spec_model *m, spec_params *p) {
         p->moe_layer_active = p->attn_per_layer + p->ffn_norms_per_layer + p->moe_router_per_layer +
                               (double)(m->K + m->E_shared) * p->expert;
     }
-    for (int l = 0; l < m->L; l++) {
-        if (spec_layer_is_moe(m, l)) p->n_moe++;
-        else p->n_dense++;
-    }
+    p->n_moe = m->E > 0 ? m->L - m->first_k_dense : 0; /* = the layers where spec_layer_is_moe holds */
+    p->n_dense = m->L - p->n_moe;
     double shared = p->embed + p->head + p->final_norm;
     p->total = shared + p->n_dense * p->dense_layer + p->n_moe * p->moe_layer;
     p->active_with_embed = shared + p->n_dense * p->dense_layer + p->n_moe * p->moe_layer_active;

@@ -7,8 +7,11 @@
  *   sp needs tp > 1
  *   cp > 1: seq_len divisible by 2*cp (load-balanced causal CP splits the sequence into 2*cp chunks)
  *   layers divisible by pp*vpp, or pad_layers set and layers >= pp*vpp (see spec_chunk_layers)
- *   vpp > 1 only with the interleaved schedule or DualPipe; DualPipe needs pp even and vpp == 2
- *   (its two model chunks per rank); ZB-1P needs vpp == 1
+ *   vpp > 1 only with the interleaved schedule, which needs pp >= 2 and a number of micro-batches
+ *   (gbs / (mbs dp)) that is a multiple of pp (Megatron-LM's interleaved 1F1B)
+ *   DualPipe (DeepSeek-V3 Sec. 3.2.1): pp even, vpp 1 (the model is split into pp stages; rank i holds stage
+ *   i and a copy of stage pp-1-i, one per direction), and an even number of micro-batches >= 2 pp (half
+ *   enter at each end); these match sim_pipeline_run's requirements
  *   MoE: ep*etp divides dp*tp*cp (experts are sharded over the same devices as the dense part); ep divides
  *   experts. Dense model: ep == etp == 1.
  *   gbs >= 1 and gbs divisible by mbs*dp
@@ -55,14 +58,14 @@ umoe_status spec_strategy_check(const spec_strategy *s, const spec_model *m, int
                          "\"pad_layers\": true for an uneven split)", f, s->pp, s->vpp, chunks, m->L);
     if ((unsigned)s->schedule >= SPEC_SCHED_COUNT)
         return umoe_fail("%s: field \"schedule\" has an unknown value", f);
-    if (s->vpp > 1 && s->schedule != SPEC_SCHED_INTERLEAVED && s->schedule != SPEC_SCHED_DUALPIPE)
-        return umoe_fail("%s: field \"vpp\" = %d > 1 needs schedule \"interleaved\" or \"dualpipe\" (schedule is "
-                         "\"%s\")", f, s->vpp, spec_schedule_names[s->schedule]);
+    if (s->vpp > 1 && s->schedule != SPEC_SCHED_INTERLEAVED)
+        return umoe_fail("%s: field \"vpp\" = %d > 1 needs schedule \"interleaved\" (schedule is \"%s\")", f, s->vpp,
+                         spec_schedule_names[s->schedule]);
     if (s->schedule == SPEC_SCHED_INTERLEAVED && s->pp < 2)
         return umoe_fail("%s: field \"schedule\" = \"interleaved\" needs pp >= 2 (pp = %d)", f, s->pp);
-    if (s->schedule == SPEC_SCHED_DUALPIPE && (s->pp < 2 || s->pp % 2 || s->vpp != 2))
-        return umoe_fail("%s: field \"schedule\" = \"dualpipe\" needs pp even (pp = %d) and vpp = 2 (vpp = %d): "
-                         "DualPipe runs two model chunks per rank in opposite directions", f, s->pp, s->vpp);
+    if (s->schedule == SPEC_SCHED_DUALPIPE && (s->pp < 2 || s->pp % 2))
+        return umoe_fail("%s: field \"schedule\" = \"dualpipe\" needs pp even and >= 2 (pp = %d): DualPipe pairs "
+                         "rank i with rank pp-1-i", f, s->pp);
     if (m->E == 0) {
         if (s->ep != 1 || s->etp != 1)
             return umoe_fail("%s: fields \"ep\" = %d and \"etp\" = %d must be 1 for a dense model (experts = 0)", f,
@@ -84,6 +87,14 @@ umoe_status spec_strategy_check(const spec_strategy *s, const spec_model *m, int
     if (s->gbs % ((long long)s->mbs * dp))
         return umoe_fail("%s: field \"gbs\" = %d must be divisible by mbs*dp = %d*%lld = %lld", f, s->gbs, s->mbs, dp,
                          s->mbs * dp);
+    long long n_mb = s->gbs / ((long long)s->mbs * dp);
+    if (s->schedule == SPEC_SCHED_INTERLEAVED && n_mb % s->pp)
+        return umoe_fail("%s: field \"gbs\" = %d: schedule \"interleaved\" needs the micro-batches per step "
+                         "gbs/(mbs*dp) = %lld to be a multiple of pp = %d", f, s->gbs, n_mb, s->pp);
+    if (s->schedule == SPEC_SCHED_DUALPIPE && (n_mb % 2 || n_mb < 2LL * s->pp))
+        return umoe_fail("%s: field \"gbs\" = %d: schedule \"dualpipe\" needs the micro-batches per step "
+                         "gbs/(mbs*dp) = %lld to be even and >= 2*pp = %d (half enter at each end)", f, s->gbs, n_mb,
+                         2 * s->pp);
     if (!(s->imbalance >= 1.0))
         return umoe_fail("%s: field \"imbalance\" = %g must be >= 1 (max/mean load per EP rank)", f, s->imbalance);
     if (s->ep > 1 && s->imbalance > s->ep)

@@ -247,6 +247,27 @@ static void run_config(const cfg_t *c) {
           (unsigned long long)th->row_bytes_intra, (unsigned long long)th->row_bytes_inter,
           (unsigned long long)hi, (unsigned long long)hx);
     CHECK(th->row_bytes_inter <= tf->row_bytes_inter, "hierarchical sent more across nodes than flat");
+    /* token ids from row contents give the same partition, hence the same plan and bytes */
+    {
+        int32_t *ids = malloc(sizeof(int32_t) * (me.n + 1));
+        size_t nd = ep_rows_token_ids(me.rows, me.n, C_W, ids);
+        CHECK(nd == (size_t)me.N, "distinct rows %zu, tokens %d", nd, me.N); /* every token has K rows */
+        int same = 1;
+        for (size_t i = 0; i < me.n; i++)
+            for (size_t k = 0; k < i; k++) same &= (ids[i] == ids[k]) == (me.row_token[i] == me.row_token[k]);
+        CHECK(same, "content ids partition rows differently from tokens");
+        ep_plan *pc = NULL;
+        ep_plan_init(&pc, &d, EP_A2A_HIER);
+        st = ep_plan_build(pc, me.counts, ids, own_arg);
+        CHECK(st == UMOE_OK, "content-id build: %s", umoe_err);
+        float *rc = calloc(nr * C_W + 1, sizeof(float));
+        st = st ? st : ep_dispatch_forward(pc, rc, me.rows, C_W);
+        CHECK(st == UMOE_OK && !memcmp(rc, rf, sizeof(float) * nr * C_W), "content-id dispatch differs from flat");
+        CHECK(ep_plan_traffic_last(pc)->row_bytes_inter == hx, "content-id inter bytes");
+        free(rc);
+        free(ids);
+        ep_plan_free(pc);
+    }
     snprintf(name, sizeof name, "ep_dispatch_hier_bit_identical_and_bytes%s", label);
     report(name);
 
@@ -452,6 +473,12 @@ static void test_allreduce(int E) {
             }
         }
     }
+    /* doubles over the EP group: sum of ep ranks 0..E-1 and of each rank's world rank */
+    double v[2] = {(double)d.ep_rank, (double)g_rank};
+    st = dist_allreduce_sum_f64(v, 2, d.ep);
+    CHECK(st == UMOE_OK, "f64: %s", umoe_err);
+    CHECK(v[0] == E * (E - 1) / 2.0, "sum of ep ranks %g", v[0]);
+    CHECK(v[1] == d.ep_group * E * E + E * (E - 1) / 2.0, "sum of world ranks in the EP group %g", v[1]);
     dist_free(&d);
     snprintf(name, sizeof name, "dist_allreduce_bucketed_equals_oneshot[R%d,E%d]", g_size, E);
     report(name);

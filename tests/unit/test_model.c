@@ -42,6 +42,10 @@ static void test_layout(void) {
     const model_tensor *t = model_tensors(m, &n);
     CHECK(model_n_params(m) == expected_params(&s), "n_params %zu, expected %zu", model_n_params(m),
           expected_params(&s));
+    spec_params sp;
+    spec_params_count(&s, &sp);
+    CHECK(sp.total + sp.mtp == (double)model_n_params(m), "spec counts %.0f, model %zu", sp.total + sp.mtp,
+          model_n_params(m));
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         CHECK(t[i].offset == off, "%s: offset %zu, want %zu (contiguous, in table order)", t[i].name, t[i].offset, off);
@@ -79,6 +83,11 @@ static void test_layout(void) {
     CHECK(model_init(&m, &s, B, T, 1) == UMOE_OK, "%s", umoe_err);
     CHECK(model_n_params(m) == expected_params(&s), "GQA n_params %zu, expected %zu", model_n_params(m),
           expected_params(&s));
+    spec_params p;
+    s.qkv_bias = 0;
+    spec_params_count(&s, &p);
+    CHECK(p.total + p.mtp == (double)model_n_params(m), "GQA: spec counts %.0f, model %zu", p.total + p.mtp,
+          model_n_params(m));
     CHECK(model_tensor_find(m, "model.layers.0.self_attn.k_proj.weight") != NULL, "k_proj");
     CHECK(model_tensor_find(m, "model.layers.0.post_attention_layernorm.weight") != NULL, "pre-FFN norm name");
     CHECK(model_tensor_find(m, "model.layers.0.pre_feedforward_layernorm.weight") == NULL, "no sandwich norm");
@@ -233,6 +242,16 @@ static void test_moe_ops_split(void) {
     model_free(m);
 }
 
+/* aux_reduce hook standing in for an all-reduce over two ranks that saw identical micro-batches */
+static int g_reduce_calls;
+static void reduce_twice(void *ctx, int slot, double *counts, double *psum, double *tokens) {
+    const spec_model *s = ctx;
+    for (int i = 0; i < s->E; i++) { counts[i] *= 2; psum[i] *= 2; }
+    *tokens *= 2;
+    g_reduce_calls++;
+    (void)slot;
+}
+
 static void test_aux_scope(void) {
     spec_model s;
     test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_PRE);
@@ -253,6 +272,14 @@ static void test_aux_scope(void) {
     model_set_aux_counts(m, NULL, 0);
     model_forward(m, tok, B, T, &L2);
     CHECK(L2.aux_loss == L0.aux_loss, "NULL restores the micro-batch scope");
+    /* a group of two identical ranks has the same f_i and P_i, so the same loss */
+    model_moe_ops ops = {&s, NULL, NULL, reduce_twice};
+    model_set_moe_ops(m, &ops);
+    g_reduce_calls = 0;
+    model_forward(m, tok, B, T, &L2);
+    CHECK(g_reduce_calls == nm, "aux_reduce called %d times for %d MoE layers", g_reduce_calls, nm);
+    CHECK_CLOSE(L2.aux_loss, L0.aux_loss, 1e-12, 0, "aux loss over two identical ranks");
+    model_set_moe_ops(m, NULL);
     model_free(m);
 }
 
@@ -323,6 +350,27 @@ static void test_smaller_call(void) {
     model_free(small);
 }
 
+/* the shipped preset loads, builds, and starts near the uniform loss ln(V) (TinyInit keeps logits small) */
+static void test_tiny_preset(void) {
+    spec_model s;
+    CHECK(spec_model_load("tiny-moe", &s) == UMOE_OK, "%s", umoe_err);
+    CHECK(s.V == 256 && s.attn == SPEC_ATTN_MLA && s.E >= 8 && s.E <= 16 && s.K == 2 && s.E_shared == 1 &&
+              s.mtp == 1, "tiny-moe: byte vocab, MLA, 8-16 experts, top-2, 1 shared, MTP 1");
+    umoe_model *m;
+    CHECK(model_init(&m, &s, 1, 32, 1) == UMOE_OK, "%s", umoe_err);
+    if (!m) return;
+    spec_params p;
+    spec_params_count(&s, &p); /* src/spec counts from the formulas; the model from its layout */
+    CHECK(p.total + p.mtp == (double)model_n_params(m), "spec counts %.0f + %.0f MTP, model has %zu", p.total, p.mtp,
+          model_n_params(m));
+    int32_t tok[32 + 1 + 1];
+    test_tokens(tok, 1, 32, s.mtp, s.V, 5);
+    model_losses L;
+    model_forward(m, tok, 1, 32, &L);
+    CHECK(fabs(L.lm_loss - log(256.0)) < 0.5, "initial lm loss %.3f, ln V = %.3f", L.lm_loss, log(256.0));
+    model_free(m);
+}
+
 int main(void) {
     RUN(test_layout);
     RUN(test_init);
@@ -331,5 +379,6 @@ int main(void) {
     RUN(test_aux_scope);
     RUN(test_score_bias_and_zero_tokens);
     RUN(test_smaller_call);
+    RUN(test_tiny_preset);
     TEST_MAIN_END();
 }

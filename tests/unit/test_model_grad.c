@@ -1,6 +1,6 @@
 /* test_model_grad.c - whole-model finite-difference check, independent of the PyTorch twin: for a handful of
- * tensors of every kind (embedding, MLA/GQA projections, norms incl. DSSN post-norms, dense FFN, router,
- * a routed expert, shared expert, MTP eh_proj/enorm, final norm, head) the element with the largest
+ * tensors of every kind in three models (embedding, MLA/GQA/MHA projections, norms incl. DSSN post-norms, dense FFN, router,
+ * a routed expert, shared expert, MTP eh_proj/enorm, final norm, head, tied head) the element with the largest
  * |analytic grad| is perturbed by +-h and the central difference of the total loss (lm + mtp + aux + z) is
  * compared with the analytic gradient: |fd - g| <= 3e-2 |g| + 3e-4 (float32 forward, h = 2e-3).
  * Router weights are scaled x8 first so that routing margins are decisive.
@@ -123,8 +123,26 @@ static void test_grad_gqa_pre(void) {
     check_model(&s, names, (int)(sizeof names / sizeof *names));
 }
 
+/* a dense model (no experts), MHA, tied embedding/head, no MTP */
+static void test_grad_dense_tied(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MHA, SPEC_NORM_PRE);
+    s.H_kv = s.H;
+    s.E = 0;
+    s.K = 0;
+    s.E_shared = 0;
+    s.tied = 1;
+    s.mtp = 0;
+    static const char *const names[] = {
+        "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight",
+        "model.layers.2.self_attn.v_proj.weight", "model.layers.2.self_attn.o_proj.weight",
+        "model.layers.1.mlp.up_proj.weight", "model.layers.2.mlp.down_proj.weight", "model.norm.weight"};
+    check_model(&s, names, (int)(sizeof names / sizeof *names));
+}
+
 int main(void) {
     RUN(test_grad_mla_sandwich);
     RUN(test_grad_gqa_pre);
+    RUN(test_grad_dense_tied);
     TEST_MAIN_END();
 }

@@ -71,7 +71,7 @@ static void at_free(at_ctx *c) {
 /* forward and backward vs the naive twins, T = 300 and 150 (three and two query blocks of 128, the last partial), GQA 4:2 and
  * Hk = 1, Dk != Dv; tolerance 1e-5 (forward) and 1e-4 (backward) max-norm relative */
 static void test_attention_vs_naive(void) {
-    size_t shapes[3][6] = {{2, 300, 4, 2, 16, 8}, {1, 150, 3, 1, 8, 12}, {1, 70, 2, 2, 24, 16}};
+    size_t shapes[3][6] = {{1, 300, 4, 2, 16, 8}, {1, 150, 3, 1, 8, 12}, {1, 70, 2, 2, 24, 16}};
     for (int s = 0; s < 3; s++) {
         at_ctx c = {.B = shapes[s][0], .T = shapes[s][1], .H = shapes[s][2], .Hk = shapes[s][3], .Dk = shapes[s][4],
                     .Dv = shapes[s][5]};

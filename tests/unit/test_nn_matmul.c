@@ -85,9 +85,18 @@ static void test_matmul_edges(void) {
     nc_free(in, N * C); nc_free(w, O * C); nc_free(o, N * O); nc_free(o2, N * O); nc_free(dw, O * C); nc_free(db, O);
 }
 
+/* the BLAS report: a kernel name, and a suggestion only of a family the CPU runs */
+static void test_blas_info(void) {
+    const char *c = nn_blas_corename(), *b = nn_blas_better_coretype();
+    CHECK(c && c[0], "empty core name");
+    CHECK(!b || !strcmp(b, "SkylakeX") || !strcmp(b, "Haswell"), "unexpected suggestion %s", b);
+    if (b) CHECK(strcmp(b, c) != 0, "suggests the kernel already in use");
+}
+
 int main(void) {
     RUN(test_matmul_vs_naive);
     RUN(test_matmul_gradcheck);
     RUN(test_matmul_edges);
+    RUN(test_blas_info);
     TEST_MAIN_END();
 }

@@ -109,9 +109,14 @@ static void test_cluster_presets(void) {
     char out[4096];
     const char *names[] = {"ascend-910b-6144", "a100-sxm-80gb-8", "h100-sxm-8", "b200-8"};
     for (int i = 0; i < 4; i++) CHECK(spec_resolve(names[i], "clusters", out, sizeof out), "%s", umoe_err);
-    spec_cluster c;
-    if (spec_resolve("ascend-910b", "hardware", out, sizeof out)) {
-        CHECK(spec_cluster_load("ascend-910b-6144", &c) == UMOE_OK && c.devices == 6144, "%s", umoe_err);
+    /* Where the hardware presets are present, each cluster loads completely. */
+    const char *hw[] = {"ascend-910b", "a100-sxm-80gb", "h100-sxm", "b200"};
+    const int n[] = {6144, 8, 8, 8};
+    for (int i = 0; i < 4; i++) {
+        spec_cluster c;
+        if (!spec_resolve(hw[i], "hardware", out, sizeof out)) continue;
+        CHECK(spec_cluster_load(names[i], &c) == UMOE_OK && c.devices == n[i] && c.hw.peak_bf16 > 0, "%s: %s",
+              names[i], umoe_err);
     }
 }
 

@@ -143,6 +143,26 @@ static void test_flops_vs_active(void) {
     }
 }
 
+static void test_flops_recompute(void) {
+    spec_model m;
+    spec_flops f;
+    if (spec_model_load("deepseek-v3-671b", &m)) { CHECK(0, "%s", umoe_err); return; }
+    spec_flops_count(&m, 0, &f);
+    CHECK(spec_flops_recompute(&m, 0, 0) == 0, "none");
+    CHECK(spec_flops_recompute(&m, SPEC_RC_NORM | SPEC_RC_ACT | SPEC_RC_PERMUTE, 0) == 0, "element-wise only");
+    CHECK_CLOSE(spec_flops_recompute(&m, SPEC_RC_ATTN_CORE, 0), 62 * f.attn_core, 1e-12, 0, "selective: 61 + 1 MTP");
+    /* MLA up-projections per layer by hand: q_b 1536 x 128*192, kv_b 512 x 128*256 */
+    double up = 2.0 * (1536.0 * 128 * 192 + 512.0 * 128 * 256);
+    CHECK_CLOSE(spec_flops_recompute(&m, SPEC_RC_MLA_UP, 0), 62 * up, 1e-12, 0, "mla_up");
+    double fc1 = 2.0 * 9 * 2 * 7168.0 * 2048; /* 8 routed + 1 shared, gate + up */
+    CHECK_CLOSE(spec_flops_recompute(&m, SPEC_RC_EXPERT_FC1, 0), 59 * fc1, 1e-12, 0, "expert_fc1: 58 + 1 MTP");
+    double full = spec_flops_recompute(&m, SPEC_RC_FULL, 0);
+    CHECK(full < f.fwd_total && full > 0.9 * f.fwd_total, "full: the layers, not the heads");
+    CHECK_CLOSE(full + 2 * f.head + 4.0 * 7168 * 7168, f.fwd_total, 1e-12, 0, "full = forward - heads - MTP proj");
+    CHECK_CLOSE(spec_flops_recompute(&m, SPEC_RC_ATTN_CORE | SPEC_RC_MLA_UP, 0), 62 * (f.attn_core + up), 1e-12, 0,
+                "sum of modules");
+}
+
 static void test_layer_is_moe(void) {
     spec_model m;
     if (spec_model_load("deepseek-v3-671b", &m)) { CHECK(0, "%s", umoe_err); return; }
@@ -209,6 +229,19 @@ static void test_own_format_errors(void) {
     CHECK(spec_model_load(p, &m) == UMOE_EINPUT && strstr(umoe_err, "line 2"), "bad JSON: %s", umoe_err);
 }
 
+static void test_model_finish(void) {
+    spec_model m;
+    spec_model_defaults(&m);
+    m.L = 2; m.C = 64; m.H = 4; m.V = 10; m.F = 128;
+    CHECK(spec_model_finish(&m, "row 3") == UMOE_OK && m.head_dim == 16 && m.H_kv == 4, "%s", umoe_err);
+    spec_model_defaults(&m);
+    m.L = 2; m.C = 64; m.H = 4; m.V = 10; m.F = 128; m.H_kv = 2;
+    CHECK(spec_model_finish(&m, "row 4") == UMOE_EINPUT && strstr(umoe_err, "row 4") && strstr(umoe_err, "kv_heads"),
+          "MHA with fewer KV heads must say so: %s", umoe_err);
+    m.attn = SPEC_ATTN_GQA;
+    CHECK(spec_model_finish(&m, "row 4") == UMOE_OK, "%s", umoe_err);
+}
+
 static void test_all_presets_load(void) {
     const char *names[] = {"pangu-ultra-moe-718b", "deepseek-v3-671b", "mixtral-8x7b", "mixtral-8x22b",
                            "qwen3-235b-a22b", "llama3-405b", "llama3-70b", "gpt3-175b"};
@@ -230,9 +263,11 @@ int main(void) {
     RUN(test_dense_params);
     RUN(test_flops_gpt3_megatron);
     RUN(test_flops_vs_active);
+    RUN(test_flops_recompute);
     RUN(test_layer_is_moe);
     RUN(test_own_format_defaults);
     RUN(test_own_format_errors);
+    RUN(test_model_finish);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}

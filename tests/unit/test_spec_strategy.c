@@ -137,7 +137,11 @@ static void test_check_rules(void) {
     RULE((s.pp = 16, s.tp = 1, s.ep = 2), "pp", "exceed");   /* 16 chunks > 8 layers */
     RULE((s.pp = 2, s.tp = 2, s.vpp = 3, s.schedule = SPEC_SCHED_INTERLEAVED), "pp", "divide");
     RULE(s.vpp = 2, "vpp", "interleaved");
-    RULE((s.schedule = SPEC_SCHED_DUALPIPE), "dualpipe", "vpp = 2");
+    RULE((s.vpp = 2, s.schedule = SPEC_SCHED_DUALPIPE), "vpp", "interleaved");
+    RULE((s.pp = 1, s.tp = 4, s.schedule = SPEC_SCHED_DUALPIPE), "dualpipe", "even");
+    RULE((s.pp = 2, s.vpp = 2, s.schedule = SPEC_SCHED_INTERLEAVED, s.gbs = 24), "gbs", "multiple of pp");
+    RULE((s.schedule = SPEC_SCHED_DUALPIPE, s.gbs = 24), "gbs", "even and >= 2*pp"); /* 3 micro-batches */
+    RULE((s.schedule = SPEC_SCHED_DUALPIPE, s.gbs = 16), "gbs", "even and >= 2*pp"); /* 2 < 4 */
     RULE((s.schedule = SPEC_SCHED_INTERLEAVED, s.pp = 1, s.tp = 4), "interleaved", "pp >= 2");
     RULE(s.ep = 32, "ep", "dp*tp*cp");                      /* 32 does not divide 8*2 = 16 */
     RULE((s.ep = 16, s.etp = 2), "etp", "dp*tp*cp");
@@ -158,9 +162,9 @@ static void test_check_rules(void) {
     CHECK(spec_strategy_check(&s, &d, 32, "strat.json") == UMOE_OK, "%s", umoe_err);
     /* valid uses of the less common features */
     s = base();
-    s.pp = 4; s.vpp = 2; s.tp = 1; s.schedule = SPEC_SCHED_INTERLEAVED; /* 8 chunks, 8 layers */
+    s.pp = 4; s.vpp = 2; s.tp = 1; s.schedule = SPEC_SCHED_INTERLEAVED; /* 8 chunks, 8 layers, 8 mb */
     CHECK(spec_strategy_check(&s, &m, 32, "strat.json") == UMOE_OK, "interleaved: %s", umoe_err);
-    s.schedule = SPEC_SCHED_DUALPIPE;
+    s.vpp = 1; s.schedule = SPEC_SCHED_DUALPIPE; /* 8 micro-batches >= 2*4 */
     CHECK(spec_strategy_check(&s, &m, 32, "strat.json") == UMOE_OK, "dualpipe: %s", umoe_err);
     s = base();
     s.cp = 2; s.tp = 1; s.sp = 0;
