@@ -115,10 +115,13 @@ typedef struct {
     bench_fit per_coll[BENCH_COLL_COUNT];           /* time = alpha + bus_bytes / bw for each collective */
     double alpha[BENCH_COLL_COUNT];
     bench_fit fit;      /* joint fit of all three in the simulator's formulas -> *_lat, *_bw */
+    int fit_failed;     /* the joint fit gave no usable (lat, bw): times did not grow with size (noise) */
 } bench_comm_tier;
 typedef struct {
-    int mpi;            /* 1: measured under MPI with >= 2 ranks in some tier */
-    int have_intra, have_inter;
+    int mpi;            /* 1: measured under MPI with >= 2 ranks in some tier, and fitted */
+    int have_intra, have_inter;         /* tier measured and fitted: its figures are written */
+    int measured_intra, measured_inter; /* tier measured (recorded in _measurements even if the fit failed) */
+    char fit_error[256]; /* why a measured tier could not be used (then the single-process estimate is kept) */
     bench_comm_tier intra, inter;
 } bench_comm_result;
 /* Collective over the world communicator (MPI builds under mpirun); a no-op result otherwise. */

@@ -64,10 +64,11 @@ static void comm_figures(const bench_run *run, const bench_all *b, comm_figs *f)
         f->intra_bw = f->inter_bw = copied / BENCH_SHM_COPIES;
         f->intra_lat = f->inter_lat = BENCH_DEFAULT_LAT;
         snprintf(f->intra_src, sizeof f->intra_src,
-                 "ESTIMATE (one process, no MPI collective measured): intra_bw = this process's median memcpy rate "
+                 "ESTIMATE (%s): intra_bw = this process's median memcpy rate "
                  "(%.3g bytes copied/s) / %g (copies per message byte); intra_lat = %g s, the "
                  "documented default (docs/bench.md). Run under mpirun -np 2 (or more) to measure them.",
-                 copied, BENCH_SHM_COPIES, BENCH_DEFAULT_LAT);
+                 c->fit_error[0] ? c->fit_error : "one process, no MPI collective measured", copied, BENCH_SHM_COPIES,
+                 BENCH_DEFAULT_LAT);
         snprintf(f->inter_src, sizeof f->inter_src, "= intra (one host, nothing measured across nodes)");
         return;
     }
@@ -104,6 +105,7 @@ static void put_tier(json_writer *w, const char *key, const bench_comm_tier *t) 
     jw_num(w, "resid_median", t->fit.resid_med);
     jw_num(w, "resid_max", t->fit.resid_max);
     jw_bool(w, "lat_clamped", t->fit.lat_clamped);
+    jw_bool(w, "failed", t->fit_failed);
     jw_obj_close(w);
     for (int op = 0; op < BENCH_COLL_COUNT; op++) {
         jw_obj_open(w, bench_coll_names[op]);
@@ -227,8 +229,9 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     const bench_comm_result *c = &b->comm;
     jw_obj_open(w, "comm");
     jw_str(w, "mode", c->mpi ? "mpi" : "memcpy-estimate");
-    if (c->have_intra) put_tier(w, "intra", &c->intra);
-    if (c->have_inter) put_tier(w, "inter", &c->inter);
+    if (c->fit_error[0]) jw_str(w, "fit_error", c->fit_error);
+    if (c->measured_intra) put_tier(w, "intra", &c->intra);
+    if (c->measured_inter) put_tier(w, "inter", &c->inter);
     jw_obj_close(w);
     jw_obj_close(w);
 }
