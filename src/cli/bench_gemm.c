@@ -14,7 +14,7 @@
 
 static const size_t levels_full[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024};
 static const size_t levels_quick[] = {32, 64, 128, 256, 512};
-#define BENCH_GEMM_BUDGET_FULL 0.08   /* seconds of timed calls per shape (at least 3 calls) */
+#define BENCH_GEMM_BUDGET_FULL 0.05   /* seconds of timed calls per shape (at least 3 calls) */
 #define BENCH_GEMM_BUDGET_QUICK 0.008
 
 typedef struct {

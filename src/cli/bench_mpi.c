@@ -103,7 +103,7 @@ static umoe_status measure_tier(MPI_Comm comm, int quick, bench_comm_tier *tier)
     int ns = quick ? (int)(sizeof sizes_quick / sizeof *sizes_quick) : (int)(sizeof sizes_full / sizeof *sizes_full);
     /* many short samples: the fastest of them is the one no rank was descheduled in (docs/bench.md) */
     double target = quick ? 0.2e-3 : 0.5e-3; /* seconds per sample */
-    int reps = quick ? 9 : 15;
+    int reps = quick ? 9 : 11;
     coll_arg a = {.comm = comm};
     MPI_Comm_size(comm, &a.n);
     memset(tier, 0, sizeof *tier);

@@ -1,5 +1,5 @@
 # umoe bench (single process): flags, the written spec loads with the simulator's loader (by path and as a
-# preset name through UMOE_CONFIG_DIR), its figures obey their definitions (peak = the best measured GEMM
+# preset name through UMOE_CONFIG_DIR) and `umoe sim` runs on it, its figures obey their definitions (peak = the best measured GEMM
 # rate; table sorted, efficiencies in (0, 1]; every item with repetitions and an ordered spread), --threads is
 # applied and recorded, stdout mode, and a failing write keeps the previous file. Uses --quick (seconds).
 . tests/cli/lib.sh
@@ -27,6 +27,11 @@ expect_rc 0 bench_quick_runs $UMOE bench --quick --out "$HW"
 expect_out bench_check_loads 'hardware "local": loads' $UMOE bench --check "$HW"
 mkdir -p "$T/configs/hardware" && cp "$HW" "$T/configs/hardware/measured.json"
 expect_out bench_check_preset_name 'hardware "local": loads' env UMOE_CONFIG_DIR="$T/configs" $UMOE bench --check measured
+# the simulator runs on it (a cluster file naming the measured hardware by path)
+printf '{"hardware": "%s", "devices": 1}\n' "$HW" >"$T/cluster.json"
+echo '{"mbs": 1}' >"$T/strategy.json"
+$UMOE sim tiny-moe "$T/cluster.json" "$T/strategy.json" --gbs 4 --json >"$T/sim.json" 2>"$T/sim.err"
+check bench_spec_drives_sim '.step_time_s > 0 and .mfu > 0 and .mfu <= 1 and .fits == true' "$T/sim.json"
 check bench_peak_positive '.peak_fp32 > 0 and .peak_bf16 == .peak_fp32 and .peak_fp16 == .peak_fp32' "$HW"
 check bench_peak_equals_max_rate '([._measurements.gemm.shapes[] | .flops / .t_min] | max) as $b | ((.peak_fp32 - $b) | fabs) <= 1e-6 * $b' "$HW"
 check bench_eff_in_range '(.gemm_eff | length) >= 4 and all(.gemm_eff[]; .[1] > 0 and .[1] <= 1.05)' "$HW"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/mpi/test_bench_mpi.sh - umoe bench under mpirun (run by tests/run.sh only when MPI is built in): with 2
 # ranks the collectives are measured and fitted (positive bandwidth, latency >= 0, the fit's points and the
-# spreads recorded), devices_per_node = 2 and hbm_bytes is the host's memory per rank; the written spec loads;
+# spreads recorded), devices_per_node = 2 and hbm_bytes is the host's memory per rank; the written spec loads
+# and the simulator prices EP traffic with it;
 # --ranks-per-node 1 measures the inter tier across 2 emulated nodes; a --ranks-per-node that does not divide
 # the ranks exits 2 on every rank. Uses --quick. Prints PASS/FAIL lines.
 . tests/cli/lib.sh
@@ -24,6 +25,12 @@ check bench_mpi_times_grow '._measurements.comm.intra | all(.allreduce, .allgath
 check bench_mpi_layout '.devices_per_node == 2 and ._measurements.ranks == 2 and ._measurements.host_ranks == 2 and ((.hbm_bytes * 2 - ._measurements.memory.phys_bytes) | fabs) < 1e-6 * ._measurements.memory.phys_bytes' "$HW"
 check bench_mpi_inter_is_intra '.inter_bw == .intra_bw and .inter_lat == .intra_lat and (._source["inter_bw, inter_lat"] | test("= intra"))' "$HW"
 check bench_mpi_rank_spread '._measurements.gemm.peak_rank_min > 0 and ._measurements.gemm.peak_rank_min <= .peak_fp32 and .peak_fp32 <= ._measurements.gemm.peak_rank_max' "$HW"
+
+# the simulator prices expert-parallel traffic with the measured figures (EP 2 over the 2 devices)
+printf '{"hardware": "%s", "devices": 2}\n' "$HW" >"$T/cluster.json"
+echo '{"mbs": 1, "ep": 2}' >"$T/strategy.json"
+$UMOE sim tiny-moe "$T/cluster.json" "$T/strategy.json" --gbs 4 --json >"$T/sim.json" 2>"$T/sim.err"
+check bench_mpi_spec_drives_sim '.step_time_s > 0 and .breakdown.ep_comm > 0' "$T/sim.json"
 
 HW1=$T/hw1.json
 expect_rc 0 bench_mpi_emulated_nodes $MPIRUN -np 2 $UMOE bench --quick --ranks-per-node 1 --out "$HW1"
