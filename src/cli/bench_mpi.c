@@ -2,7 +2,8 @@
  * range of buffer sizes) and the alpha-beta fit that turns them into the spec's latency and bandwidth.
  * Timing (as the OSU micro-benchmarks do): a barrier, then `iters` back-to-back calls, the mean per call;
  * a sample is the maximum over ranks (the slowest rank finishes the collective); every rank makes the same
- * calls, because iters is chosen from max-reduced calibration calls. The fit uses each size's fastest
+ * calls, because iters is chosen from max-reduced calibration calls. Samples are taken in rounds over all
+ * (collective, size) points. The fit uses each size's fastest
  * sample: on a shared host one descheduled rank stalls a collective for a scheduler time slice (ms), which
  * would measure the OS scheduler rather than the transport; the medians and maxima are recorded beside it.
  * Fit, in the simulator's own formulas (src/sim/cost_comm.c; ring algorithms, Patarasuk & Yuan, JPDC 2009;
@@ -98,12 +99,19 @@ static umoe_status time_calls(int op, coll_arg *a, int iters, double *out) {
     return UMOE_OK;
 }
 
+/* Floats in a buffer of about `bytes`: a multiple of the group size n (all-gather and all-to-all split the
+ * buffer into n equal parts), at least n. */
+static size_t floats_of(double bytes, int n) {
+    size_t f = (size_t)bytes / sizeof(float) / (size_t)n * (size_t)n;
+    return f < (size_t)n ? (size_t)n : f;
+}
+
 static umoe_status measure_tier(MPI_Comm comm, int quick, bench_comm_tier *tier) {
     const double *sz = quick ? sizes_quick : sizes_full;
     int ns = quick ? (int)(sizeof sizes_quick / sizeof *sizes_quick) : (int)(sizeof sizes_full / sizeof *sizes_full);
     /* many short samples: the fastest of them is the one no rank was descheduled in (docs/bench.md) */
-    double target = quick ? 0.2e-3 : 0.5e-3; /* seconds per sample */
-    int reps = quick ? 9 : 11;
+    double target = quick ? 0.05e-3 : 0.1e-3; /* seconds per sample */
+    int reps = quick ? 15 : 21;
     coll_arg a = {.comm = comm};
     MPI_Comm_size(comm, &a.n);
     memset(tier, 0, sizeof *tier);
@@ -120,32 +128,39 @@ static umoe_status measure_tier(MPI_Comm comm, int quick, bench_comm_tier *tier)
     for (int op = 0; op < BENCH_COLL_COUNT && !s; op++) {
         double warm;
         for (int e = 0; e < 2 && !s; e++) {
-            a.floats = (size_t)sz[e ? ns - 1 : 0] / sizeof(float) / (size_t)a.n * (size_t)a.n;
-            if (a.floats < (size_t)a.n) a.floats = (size_t)a.n;
+            a.floats = floats_of(sz[e ? ns - 1 : 0], a.n);
             s = time_calls(op, &a, e ? 4 : 32, &warm);
         }
     }
+    /* iters per point: the fastest of 3 single calls (a rank descheduled during one call must not shrink
+     * every sample to one call) */
     for (int op = 0; op < BENCH_COLL_COUNT && !s; op++) {
         for (int k = 0; k < ns && !s; k++) {
-            a.floats = (size_t)sz[k] / sizeof(float) / (size_t)a.n * (size_t)a.n;
-            if (a.floats < (size_t)a.n) a.floats = (size_t)a.n;
+            a.floats = floats_of(sz[k], a.n);
             tier->bytes[k] = (double)a.floats * sizeof(float);
-            /* warm-up, then the fastest of 3 single calls sets iters (a rank descheduled during one call must
-             * not shrink every sample to one call) */
-            double one = 1e300, one_k, samples[BENCH_MAX_REPS];
-            if ((s = time_calls(op, &a, 1, &one_k))) break;
+            double one = 1e300, one_k;
             for (int r = 0; r < 3 && !s; r++)
                 if (!(s = time_calls(op, &a, 1, &one_k)) && one_k < one) one = one_k;
-            if (s) break;
             double want = ceil(target / (one > 0 ? one : 1e-9));
-            int iters = want < 1 ? 1 : want > 10000 ? 10000 : (int)want;
-            tier->iters[op][k] = iters;
-            for (int r = 0; r < reps && !s; r++) s = time_calls(op, &a, iters, &samples[r]);
-            if (!s) bench_stat_from(&tier->t[op][k], samples, reps);
-            LOG_DEBUG("bench: %s %.0f bytes: calibration %.3g s, %d iters, min %.3g s, median %.3g s",
-                      bench_coll_names[op], tier->bytes[k], one, iters, tier->t[op][k].min, tier->t[op][k].med);
+            tier->iters[op][k] = want < 1 ? 1 : want > 10000 ? 10000 : (int)want;
         }
     }
+    /* samples in rounds over every (collective, size) point, so that a burst of load from other processes
+     * (tens to hundreds of ms on the development machine) hits a few samples of many points instead of every
+     * sample of one point */
+    static double samples[BENCH_COLL_COUNT][BENCH_MAX_SIZES][BENCH_MAX_REPS];
+    for (int r = 0; r < reps && !s; r++)
+        for (int op = 0; op < BENCH_COLL_COUNT && !s; op++)
+            for (int k = 0; k < ns && !s; k++) {
+                a.floats = floats_of(sz[k], a.n);
+                s = time_calls(op, &a, tier->iters[op][k], &samples[op][k][r]);
+            }
+    for (int op = 0; op < BENCH_COLL_COUNT && !s; op++)
+        for (int k = 0; k < ns; k++) {
+            bench_stat_from(&tier->t[op][k], samples[op][k], reps);
+            LOG_DEBUG("bench: %s %.0f bytes: %d iters, min %.3g s, median %.3g s", bench_coll_names[op],
+                      tier->bytes[k], tier->iters[op][k], tier->t[op][k].min, tier->t[op][k].med);
+        }
     umoe_free(a.snd, cap * sizeof(float));
     umoe_free(a.rcv, cap * sizeof(float));
     if (s) return s;

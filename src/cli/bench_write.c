@@ -284,7 +284,7 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
     jw_num(&w, "peak_fp16", g->peak);
     jw_num(&w, "peak_fp32", g->peak);
     jw_num(&w, "peak_fp8", 0);
-    jw_num(&w, "hbm_bytes", b->mem.hbm_bytes);
+    jw_int(&w, "hbm_bytes", (long long)b->mem.hbm_bytes); /* whole bytes */
     jw_num(&w, "hbm_bw", b->mem.hbm_bw);
     jw_int(&w, "devices_per_node", cf.devices_per_node);
     jw_num(&w, "intra_bw", cf.intra_bw);
