@@ -8,14 +8,16 @@
  * shapes), sorted by flops - the spec_hardware gemm_eff curve (spec.h: piecewise linear in log10(flops)).
  * Does not: measure 16-bit or fp8 GEMMs (the engine has none), or batched/grouped GEMMs separately (a grouped
  * expert GEMM is one matmul_forward per expert in the engine, so it is on this curve). */
+#include <math.h>
 #include <string.h>
 #include "bench.h"
 #include "umoe/nn.h"
 
 static const size_t levels_full[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024};
 static const size_t levels_quick[] = {32, 64, 128, 256, 512};
-#define BENCH_GEMM_BUDGET_FULL 0.05   /* seconds of timed calls per shape (at least 3 calls) */
+#define BENCH_GEMM_BUDGET_FULL 0.05   /* seconds of timed calls per shape (at least 3, at most 64 calls) */
 #define BENCH_GEMM_BUDGET_QUICK 0.008
+#define BENCH_GEMM_ROUNDS 4           /* passes over the grid (see the timing loop) */
 
 typedef struct {
     float *out, *in, *w;
@@ -64,20 +66,54 @@ umoe_status bench_gemm_run(const bench_run *run, bench_gemm_result *g) {
     bench_fill(a.w, max_w, 2);
     memset(a.out, 0, max_out * sizeof(float));
 
-    LOG_INFO("bench: GEMM (matmul_forward, fp32) over %d levels of shapes, %.3g s per shape", n_lv, budget);
+    LOG_INFO("bench: GEMM (matmul_forward, fp32) over %d levels of shapes, about %.3g s per shape", n_lv, budget);
+    /* calibration: a warm-up call and one timed call per shape set its repetitions (>= 3, ~budget seconds) */
+    int reps[BENCH_MAX_SHAPES];
     for (int l = 0; l < n_lv; l++) {
         size_t shp[3][3];
         int ns = level_shapes(lv[l], run->quick, shp);
-        double best = 0;
         for (int k = 0; k < ns; k++) {
-            bench_gemm_shape *s = &g->shape[g->n_shapes++];
-            s->N = a.N = shp[k][0];
-            s->C = a.C = shp[k][1];
-            s->O = a.O = shp[k][2];
+            bench_gemm_shape *s = &g->shape[g->n_shapes];
+            s->N = shp[k][0];
+            s->C = shp[k][1];
+            s->O = shp[k][2];
             s->flops = 2.0 * (double)s->N * (double)s->C * (double)s->O;
-            bench_measure(run, gemm_call, &a, budget, 3, &s->t);
-            double r = s->flops / s->t.min;
-            if (r > best) best = r;
+            a.N = s->N, a.C = s->C, a.O = s->O;
+            gemm_call(&a);
+            double t0 = umoe_now();
+            gemm_call(&a);
+            double want = ceil(budget / fmax(umoe_now() - t0, 1e-9));
+            reps[g->n_shapes++] = want < 3 ? 3 : want > BENCH_MAX_REPS ? BENCH_MAX_REPS : (int)want;
+        }
+    }
+    /* timed calls in BENCH_GEMM_ROUNDS rounds over all shapes, so that a burst of load from other processes
+     * lowers a few samples of many shapes rather than every sample of one (the medians stay clean). In each
+     * round a shape gets an untimed warm-up call (its operands back in cache, as in a loop of calls; skipped
+     * for shapes of <= 4 calls, whose operands outgrow the caches anyway) and then its share of timed calls.
+     * Ranks are lined up at the start of each round. */
+    static double samples[BENCH_MAX_SHAPES][BENCH_MAX_REPS];
+    int done[BENCH_MAX_SHAPES] = {0};
+    for (int r = 0; r < BENCH_GEMM_ROUNDS; r++) {
+        if (run->barrier) run->barrier(run->barrier_ctx);
+        for (int i = 0; i < g->n_shapes; i++) {
+            int until = (reps[i] * (r + 1) + BENCH_GEMM_ROUNDS - 1) / BENCH_GEMM_ROUNDS;
+            if (done[i] >= until) continue;
+            a.N = g->shape[i].N, a.C = g->shape[i].C, a.O = g->shape[i].O;
+            if (reps[i] > 4) gemm_call(&a);
+            for (; done[i] < until; done[i]++) {
+                double t0 = umoe_now();
+                gemm_call(&a);
+                samples[i][done[i]] = umoe_now() - t0;
+            }
+        }
+    }
+    for (int i = 0, l = 0; l < n_lv; l++) {
+        size_t shp[3][3];
+        int ns = level_shapes(lv[l], run->quick, shp);
+        double best = 0;
+        for (int k = 0; k < ns; k++, i++) {
+            bench_stat_from(&g->shape[i].t, samples[i], reps[i]);
+            best = fmax(best, g->shape[i].flops / g->shape[i].t.min);
         }
         LOG_INFO("bench: GEMM level %4zu (%.3g FLOP per call): best %.2f GFLOP/s", lv[l], 2.0 * lv[l] * lv[l] * lv[l],
                  best / 1e9);
