@@ -199,7 +199,10 @@ typedef struct {
     long save_every;          /* 0: only at the end */
     long val_every;           /* 0: only at the end */
     long val_batches;         /* validation batches per evaluation (0 = all) */
-    int progress;             /* -1 auto (stderr is a terminal), 0 lines every few steps, 1 always \r line */
+    long stop_at;             /* > 0: stop after this step (checkpointing it) as if interrupted; the schedule
+                               * still runs to o.steps, so a --resume continues the same run */
+    int progress;             /* -1 auto (stderr is a terminal), 0 a line every few steps, 1 one \r-updated
+                               * line, 2 none */
     train_opts o;
 } train_config;
 void train_config_defaults(train_config *c);

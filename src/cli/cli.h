@@ -23,4 +23,8 @@ int cli_parse_num(const char *cmd, const char *flag, const char *val, double lo,
 const char *cli_value(const char *cmd, int argc, char **argv, int i);
 int cli_unknown(const char *cmd, const char *arg);
 int cli_input_error(void); /* prints umoe_err, returns UMOE_EXIT_INPUT */
+/* MODEL argument of train/eval: a checkpoint directory (its config.json) or anything spec_model_load takes;
+ * validated. Returns 0, or prints the message and returns UMOE_EXIT_INPUT. (cmd_train.c) */
+#include "umoe/spec.h"
+int cli_load_model_or_checkpoint(const char *arg, spec_model *s);
 #endif

@@ -31,14 +31,14 @@ void train_metrics_log(FILE *f, const train_step_metrics *s) {
         fputs(",\"expert_load\":[", f);
         for (int l = 0; l < s->n_moe_layers; l++) {
             fprintf(f, "%s{\"layer\":%d,\"load\":[", l ? "," : "", s->moe_layer[l]);
-            long long sum = 0, mx = 0;
+            double sum = 0, mx = 0;
             for (int e = 0; e < s->E; e++) {
-                long long v = s->load[(size_t)l * s->E + e];
-                fprintf(f, "%s%lld", e ? "," : "", v);
+                double v = s->load[(size_t)l * s->E + e];
+                fprintf(f, "%s%.0f", e ? "," : "", v);
                 sum += v;
                 if (v > mx) mx = v;
             }
-            fprintf(f, "],\"imbalance\":%.4f}", sum > 0 ? (double)mx * s->E / (double)sum : 0.0);
+            fprintf(f, "],\"imbalance\":%.4f}", sum > 0 ? mx * s->E / sum : 0.0);
         }
         fputc(']', f);
     }

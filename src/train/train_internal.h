@@ -11,7 +11,7 @@ typedef struct {
     double tokens_per_s, seconds;
     int n_moe_layers, E;
     const int *moe_layer;      /* (n_moe_layers) layer index of each MoE layer */
-    const long long *load;     /* (n_moe_layers, E) routed token-assignments, summed over micro-batches */
+    const double *load;        /* (n_moe_layers, E) routed token-assignments, summed over micro-batches */
     double val_loss;           /* NAN when not evaluated at this step */
 } train_step_metrics;
 

@@ -34,42 +34,6 @@ void train_config_defaults(train_config *c) {
     o->seed = 1;
 }
 
-/* The MoE layers of the model in the order of model_losses.expert_load: layers whose router weight
- * "model.layers.{l}.mlp.gate.weight" exists, main layers then MTP modules. */
-static int find_moe_layers(umoe_model *m, int *layers, int max) {
-    const spec_model *s = model_spec(m);
-    int n = 0;
-    for (int l = 0; l < s->L + s->mtp && n < max; l++) {
-        char name[96];
-        snprintf(name, sizeof name, "model.layers.%d.mlp.gate.weight", l);
-        if (model_tensor_find(m, name)) layers[n++] = l;
-    }
-    return n;
-}
-
-/* Aux-loss-free balancing (DeepSeek-V3, arXiv 2412.19437, sec. 2.1.2): after each step, each expert's
- * selection bias b_i moves by gamma towards balance: b_i += gamma * sign(mean load - load_i). */
-static int update_expert_bias(umoe_model *m, const int *layers, int n_layers, const long long *load, int E,
-                              double gamma) {
-    int found = 0;
-    float *p = model_params(m);
-    for (int k = 0; k < n_layers; k++) {
-        char name[96];
-        snprintf(name, sizeof name, "model.layers.%d.mlp.gate.e_score_correction_bias", layers[k]);
-        const model_tensor *t = model_tensor_find(m, name);
-        if (!t || t->numel != (size_t)E) continue;
-        found++;
-        double mean = 0;
-        for (int e = 0; e < E; e++) mean += (double)load[(size_t)k * E + e];
-        mean /= E;
-        for (int e = 0; e < E; e++) {
-            double l = (double)load[(size_t)k * E + e];
-            p[t->offset + (size_t)e] += (float)(gamma * (l < mean ? 1.0 : l > mean ? -1.0 : 0.0));
-        }
-    }
-    return found;
-}
-
 static umoe_status check_opts(const spec_model *s, const train_config *c) {
     const train_opts *o = &c->o;
     if (o->T < 1 || o->T > s->T)
@@ -77,6 +41,8 @@ static umoe_status check_opts(const spec_model *s, const train_config *c) {
                          s->name, s->T);
     if (o->min_lr > o->lr) return umoe_fail("--min-lr %g is larger than --lr %g", o->min_lr, o->lr);
     if (o->warmup > o->steps) return umoe_fail("--warmup %ld is more than --steps %ld", o->warmup, o->steps);
+    if (c->stop_at < 0 || c->stop_at > o->steps)
+        return umoe_fail("--stop-at %ld is not allowed (1..--steps %ld)", c->stop_at, o->steps);
     return UMOE_OK;
 }
 
@@ -139,8 +105,8 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     train_adamw opt = {0};
     FILE *log = NULL;
     int32_t *tok = NULL;
-    long long *load = NULL;
-    int moe_layers[256], n_moe = 0;
+    double *load = NULL;
+    int *moe_layers = NULL, n_moe = 0;
     size_t tok_bytes = 0, load_bytes = 0;
     if ((st = train_data_check_vocab(&data, s->V))) goto done;
     if (data.is_shard && data.vocab && data.vocab != (uint32_t)s->V)
@@ -180,13 +146,17 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
             goto done;
         }
     }
-    n_moe = find_moe_layers(m, moe_layers, 256);
-    tok_bytes = (size_t)o->B * (size_t)ld.W * sizeof *tok;
+    n_moe = model_n_moe_layers(m);
+    moe_layers = umoe_malloc((size_t)(n_moe + 1) * sizeof *moe_layers, "MoE layer ids");
+    for (int k = 0; k < n_moe; k++) moe_layers[k] = model_moe_layer_index(m, k);
+    /* one step's micro-batches are all kept: the global-batch aux scope routes them twice (see below) */
+    size_t mb_tokens = (size_t)o->B * (size_t)ld.W;
+    tok_bytes = mb_tokens * (size_t)o->accum * sizeof *tok;
     tok = umoe_malloc(tok_bytes, "batch tokens");
     load_bytes = (size_t)(n_moe ? n_moe : 1) * (size_t)(s->E ? s->E : 1) * sizeof *load;
     load = umoe_malloc(load_bytes, "expert loads");
-    int bias_warned = 0;
-    int overwrite = c->progress < 0 ? isatty(2) : c->progress;
+    int global_aux = s->aux_scope == SPEC_AUX_GLOBAL && n_moe > 0 && o->accum > 1;
+    int overwrite = c->progress < 0 ? isatty(2) : c->progress == 1, quiet = c->progress == 2;
     long print_every = o->steps / 20 > 1 ? o->steps / 20 : 1;
     train_schedule sched = {o->lr, o->min_lr, o->warmup, o->steps};
     double t_run = umoe_now(), tokens_run = 0;
@@ -200,10 +170,23 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         sm.step = step + 1;
         sm.val_loss = NAN;
         memset(load, 0, load_bytes);
+        for (int a = 0; a < o->accum; a++) train_loader_next(&ld, tok + (size_t)a * mb_tokens);
+        if (global_aux) {
+            /* Global-batch balancing scope (Qiu et al. 2025, "Demons in the Detail", arXiv 2501.11873): f_i
+             * counts the token-assignments of the whole step, not one micro-batch. Routing depends only on
+             * the weights, which do not change within a step, so a forward-only pass over the micro-batches
+             * gives the exact counts before any backward (cost: one extra forward per micro-batch). */
+            for (int a = 0; a < o->accum; a++) {
+                model_losses L;
+                model_forward(m, tok + (size_t)a * mb_tokens, o->B, o->T, &L);
+                for (size_t i = 0; i < (size_t)n_moe * (size_t)s->E; i++) load[i] += L.expert_load[i];
+            }
+            model_set_aux_counts(m, load, (double)o->B * o->T * o->accum);
+            memset(load, 0, load_bytes);
+        }
         for (int a = 0; a < o->accum; a++) {
-            train_loader_next(&ld, tok);
             model_losses L;
-            model_forward_backward(m, tok, o->B, o->T, 1.0f / (float)o->accum, &L);
+            model_forward_backward(m, tok + (size_t)a * mb_tokens, o->B, o->T, 1.0f / (float)o->accum, &L);
             sm.loss += L.loss / o->accum;
             sm.lm_loss += L.lm_loss / o->accum;
             sm.aux_loss += L.aux_loss / o->accum;
@@ -212,6 +195,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
             if (L.expert_load && L.n_moe_layers == n_moe)
                 for (size_t i = 0; i < (size_t)n_moe * (size_t)s->E; i++) load[i] += L.expert_load[i];
         }
+        if (global_aux) model_set_aux_counts(m, NULL, 0);
         if (!isfinite(sm.loss)) {
             st = umoe_fail("the loss became %g at step %ld: the run diverged (try a lower --lr or a --clip)", sm.loss,
                            step + 1);
@@ -221,12 +205,8 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         sm.grad_norm = train_clip_global_norm(model_grads(m), n_params, o->clip);
         sm.lr = train_lr_at(&sched, step);
         train_adamw_step(&opt, model_params(m), model_grads(m), tt, n_t, sm.lr, step + 1);
-        if (s->score_bias && n_moe > 0 && o->bias_rate > 0 &&
-            !update_expert_bias(m, moe_layers, n_moe, load, s->E, o->bias_rate) && !bias_warned) {
-            LOG_WARN("score_bias is set but the model has no ...mlp.gate.e_score_correction_bias tensors: no bias "
-                     "update");
-            bias_warned = 1;
-        }
+        /* aux-loss-free balancing (DeepSeek-V3 sec. 2.1.2), on the step's summed loads; no-op without score_bias */
+        if (s->score_bias && n_moe > 0 && o->bias_rate > 0) model_score_bias_update(m, load, (float)o->bias_rate);
         double dt = umoe_now() - t0;
         sm.tokens = (long long)o->B * o->T * o->accum;
         sm.tokens_per_s = dt > 0 ? (double)sm.tokens / dt : 0;
@@ -236,7 +216,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         sm.moe_layer = moe_layers;
         sm.load = load;
         tokens_run += (double)sm.tokens;
-        int last = step + 1 == o->steps;
+        int last = step + 1 == o->steps, stop = step + 1 == c->stop_at;
         if ((c->val_every > 0 && (step + 1) % c->val_every == 0) || last) {
             if (ld.n_val_win > 0) {
                 train_eval_result ev;
@@ -248,7 +228,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         train_metrics_log(log, &sm);
         double el = umoe_now() - t_run;
         double eta = el / (double)(step + 1 - step0) * (double)(o->steps - step - 1);
-        if (overwrite || step == step0 || (step + 1) % print_every == 0 || last)
+        if (!quiet && (overwrite || step == step0 || (step + 1) % print_every == 0 || last || stop))
             train_metrics_progress(overwrite, &sm, o->steps, eta);
         if (!isnan(sm.val_loss)) {
             if (overwrite) fputc('\n', stderr);
@@ -258,7 +238,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         r->steps_done = step + 1;
         r->last_loss = sm.loss;
         r->last_lm_loss = sm.lm_loss;
-        if (c->out_dir && ((c->save_every > 0 && (step + 1) % c->save_every == 0) || last)) {
+        if (c->out_dir && ((c->save_every > 0 && (step + 1) % c->save_every == 0) || last || stop)) {
             train_state_header h = {0};
             h.shape_hash = shape_hash;
             h.spec_hash = spec_hash;
@@ -269,6 +249,10 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
             if ((st = train_checkpoint_save(c->out_dir, m, &opt, &h))) goto done;
             LOG_INFO("step %ld: checkpoint saved to %s", step + 1, c->out_dir);
         }
+        if (stop) {
+            LOG_INFO("stopped at step %ld of %ld (--stop-at)", step + 1, o->steps);
+            break;
+        }
     }
     if (overwrite) fputc('\n', stderr);
     r->seconds = umoe_now() - t_run;
@@ -277,6 +261,7 @@ done:
     if (log) fclose(log);
     if (tok) umoe_free(tok, tok_bytes);
     if (load) umoe_free(load, load_bytes);
+    if (moe_layers) umoe_free(moe_layers, (size_t)(n_moe + 1) * sizeof *moe_layers);
     if (opt.m) train_adamw_free(&opt);
     if (m) model_free(m);
     train_loader_free(&ld);
