@@ -234,6 +234,13 @@ const model_moe_ops *ep_moe_ops(const ep_moe *x); /* pass to model_set_moe_ops *
 umoe_status ep_moe_set_placement(ep_moe *x, int slot, const int32_t *owner);
 int ep_moe_is_local(const ep_moe *x, int slot, int expert); /* this rank owns `expert` in `slot` */
 const int32_t *ep_moe_owner(const ep_moe *x, int slot); /* (n_experts) the slot's placement table */
+typedef struct {
+    double dispatch_s; /* wall seconds in dispatch forward + dispatch backward (incl. waiting for peers) */
+    double expert_s;   /* in the local experts, forward + backward */
+    double combine_s;  /* in combine forward + combine backward */
+    double rows_recv;  /* token-assignments received (forward passes) */
+} ep_moe_times;
+const ep_moe_times *ep_moe_times_get(const ep_moe *x); /* cumulative since init */
 /* Traffic summed over all MoE slots' plans since init. */
 void ep_moe_traffic(const ep_moe *x, ep_traffic *total);
 /* Gradient sync of the model's flat grad block: dense tensors summed over d->world, each local expert's

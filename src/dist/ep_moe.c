@@ -25,6 +25,7 @@ struct ep_moe {
     int n_slots;
     ep_slot *slot;
     model_moe_ops ops;
+    ep_moe_times times;
 };
 
 static void fatal(const char *where) {
@@ -101,9 +102,16 @@ static void hook_forward(void *ctx, umoe_model *m, int layer, int slot, const fl
     float *gu = dist_buf_reserve(&s->gu, n * 2 * Fe * sizeof(float));
     float *act = dist_buf_reserve(&s->act, n * Fe * sizeof(float));
     float *eout = dist_buf_reserve(&s->eout, n * C * sizeof(float));
+    double t0 = umoe_now();
     if (ep_dispatch_forward(s->plan, recv, rows, C)) fatal("dispatch");
+    double t1 = umoe_now();
     experts_fwd(x, s, layer, recv, gu, act, eout);
+    double t2 = umoe_now();
     if (ep_combine_forward(s->plan, out, eout, C)) fatal("combine");
+    x->times.dispatch_s += t1 - t0;
+    x->times.expert_s += t2 - t1;
+    x->times.combine_s += umoe_now() - t2;
+    x->times.rows_recv += (double)n;
 }
 
 static void hook_backward(void *ctx, umoe_model *m, int layer, int slot, const float *dout, const int32_t *counts,
@@ -120,10 +128,16 @@ static void hook_backward(void *ctx, umoe_model *m, int layer, int slot, const f
     float *d_eout = dist_buf_reserve(&s->d_eout, n * C * sizeof(float));
     float *d_recv = dist_buf_reserve(&s->d_recv, n * C * sizeof(float));
     float *dsend = dist_buf_reserve(&s->dsend, NK * C * sizeof(float));
+    double t0 = umoe_now();
     if (ep_combine_backward(s->plan, d_eout, dout, C)) fatal("combine backward");
+    double t1 = umoe_now();
     memset(d_recv, 0, n * C * sizeof(float));
     experts_bwd(x, s, layer, d_eout, d_recv);
+    double t2 = umoe_now();
     if (ep_dispatch_backward(s->plan, dsend, d_recv, C)) fatal("dispatch backward");
+    x->times.combine_s += t1 - t0;
+    x->times.expert_s += t2 - t1;
+    x->times.dispatch_s += umoe_now() - t2;
     for (size_t i = 0; i < NK * C; i++) drows[i] += dsend[i];
 }
 
@@ -218,6 +232,7 @@ int ep_moe_is_local(const ep_moe *x, int slot, int expert) {
 }
 
 const int32_t *ep_moe_owner(const ep_moe *x, int slot) { return x->slot[slot].owner; }
+const ep_moe_times *ep_moe_times_get(const ep_moe *x) { return &x->times; }
 
 void ep_moe_traffic(const ep_moe *x, ep_traffic *t) {
     memset(t, 0, sizeof *t);
