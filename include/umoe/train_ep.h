@@ -15,6 +15,7 @@ typedef struct {
     int ranks_per_node;     /* 0: detect nodes (MPI_COMM_TYPE_SHARED); N: emulate nodes of N ranks */
     int placement;          /* dynamic expert placement every N steps; 0 = off */
     int placement_window;   /* steps of load history (default 10) */
+    double placement_bw;    /* bytes/s assumed for expert moves in the gain-vs-cost test (default 1e9) */
     int aux_scope;          /* -1: the model's; else a spec_aux_scope value */
     long bucket_floats;     /* gradient all-reduce bucket, floats (0 = one call per run of tensors) */
 } train_ep_opts;

@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "  --ranks-per-node N  emulate nodes of N ranks (default: detect nodes)\n"
             "  --placement P    dynamic expert placement every P steps, or off (off)\n"
             "  --placement-window W  steps of expert-load history for the placement (10)\n"
+            "  --placement-bw B bytes/s assumed for moving experts when weighing a re-placement (1e9)\n"
             "  --aux-scope S    aux-loss count scope: micro, global or ep_group (the model's)\n"
             "  --grad-bucket N  gradient all-reduce bucket in floats, 0 = one call per run (1048576)\n\n"
             "The progress line on stderr shows step, loss, aux loss, learning rate, tokens/s and ETA.\n"
@@ -120,6 +121,7 @@ int cmd_train(int argc, char **argv) {
         INT("--placement", 1, 1000000000LL, ep.placement)
         INT("--placement-window", 1, 100000, ep.placement_window)
         INT("--grad-bucket", 0, 1LL << 40, ep.bucket_floats)
+        NUM("--placement-bw", 1, 1e18, ep.placement_bw)
         INT("--steps", 1, 1000000000LL, c.o.steps)
         INT("--batch", 1, 65536, c.o.B)
         INT("--seq", 1, 1 << 20, c.o.T)

@@ -22,6 +22,7 @@ void train_ep_opts_defaults(train_ep_opts *e) {
     memset(e, 0, sizeof *e);
     e->ep = 1;
     e->placement_window = 10;
+    e->placement_bw = 1e9; /* conservative: ~10 GB/s links less protocol overhead and contention */
     e->aux_scope = -1;
     e->bucket_floats = 1 << 20;
 }
@@ -276,7 +277,7 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     if ((st = agree(st, rank))) goto done;
     model_set_moe_ops(R.m, ep_moe_ops(R.x));
     dist_placement_config pc = {eo->placement, eo->placement_window > 0 ? eo->placement_window : 10, 0.9, 0.08,
-                                1e9};
+                                eo->placement_bw > 0 ? eo->placement_bw : 1e9};
     st = dist_placer_init(&R.pl, &R.d, R.x, R.m, &pc);
     if ((st = agree(st, rank))) goto done;
     size_t n_params = model_n_params(R.m);
