@@ -21,11 +21,12 @@ typedef struct {
 } train_ep_opts;
 void train_ep_opts_defaults(train_ep_opts *e);
 
-/* Train over MPI_COMM_WORLD (initialises MPI when needed and finalises it before returning, on success and on
- * every error all ranks agree on). c->o.B is the GLOBAL batch: every rank takes B / R sequences of each
+/* Train over MPI_COMM_WORLD (initialises MPI when needed; every rank must call train_ep_finalize afterwards,
+ * once rank 0 has printed its result or error, so that mpirun does not end the job before it is printed). c->o.B is the GLOBAL batch: every rank takes B / R sequences of each
  * micro-batch of one shared, seeded data order, so a run gives the same global batches at any R.
  * *is_root = 1 on world rank 0 (the rank that prints). UMOE_EINPUT: bad layout, flags, data on some rank,
  * a config/binary hash mismatch across ranks, or a bad checkpoint (umoe_err says which, on every rank). */
 umoe_status train_ep_run(const spec_model *s, const train_config *c, const train_ep_opts *e, train_result *r,
                          int *is_root);
+void train_ep_finalize(void); /* MPI_Finalize when train_ep_run initialised MPI; harmless otherwise */
 #endif

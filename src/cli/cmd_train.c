@@ -153,15 +153,24 @@ int cmd_train(int argc, char **argv) {
     train_result r;
     int root = 1;
     umoe_status st = use_ep ? train_ep_run(&s, &c, &ep, &r, &root) : train_run(&s, &c, &r);
-    if (st == UMOE_EINPUT) return root ? cli_input_error() : UMOE_EXIT_INPUT;
+    if (use_ep && (st || !root)) { /* rank 0 prints first, then every rank finalises MPI */
+        int code = st == UMOE_EINPUT ? (root ? cli_input_error() : UMOE_EXIT_INPUT) : st ? UMOE_EXIT_FAIL : UMOE_EXIT_OK;
+        if (st && st != UMOE_EINPUT && root) fprintf(stderr, "umoe train: %s\n", umoe_err);
+        train_ep_finalize();
+        return code;
+    }
+    if (st == UMOE_EINPUT) return cli_input_error();
     if (st) {
-        if (root) fprintf(stderr, "umoe train: %s\n", umoe_err);
+        fprintf(stderr, "umoe train: %s\n", umoe_err);
         return UMOE_EXIT_FAIL;
     }
-    if (!root) return UMOE_EXIT_OK;
     printf("trained %ld steps: loss %.4f (lm %.4f)", r.steps_done, r.last_loss, r.last_lm_loss);
     if (!isnan(r.val_loss)) printf(", validation loss %.4f (perplexity %.3f)", r.val_loss, exp(r.val_loss));
     printf(", %.0f tokens/s over %.1f s\n", r.tokens_per_s, r.seconds);
     if (c.out_dir) printf("checkpoint: %s\n", c.out_dir);
+    if (use_ep) {
+        fflush(stdout);
+        train_ep_finalize();
+    }
     return UMOE_EXIT_OK;
 }

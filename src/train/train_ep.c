@@ -28,6 +28,7 @@ void train_ep_opts_defaults(train_ep_opts *e) {
 }
 
 #ifndef UMOE_MPI
+void train_ep_finalize(void) {}
 umoe_status train_ep_run(const spec_model *s, const train_config *c, const train_ep_opts *e, train_result *r,
                          int *is_root) {
     (void)s; (void)c; (void)e; (void)r;
@@ -37,6 +38,8 @@ umoe_status train_ep_run(const spec_model *s, const train_config *c, const train
 #else
 #include "umoe/dist.h"
 #include "umoe/nn.h"
+
+static int g_we_inited; /* train_ep_run called MPI_Init: train_ep_finalize calls MPI_Finalize */
 
 typedef struct {
     dist_ctx d;
@@ -487,7 +490,14 @@ done:
     if (have_data) train_data_free(&data);
 fail_early:
     if (R.have_d) dist_free(&R.d);
-    if (!inited) MPI_Finalize();
+    g_we_inited = !inited;
     return st;
+}
+
+void train_ep_finalize(void) {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (g_we_inited && !fin) MPI_Finalize();
+    g_we_inited = 0;
 }
 #endif
