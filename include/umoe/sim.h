@@ -26,6 +26,8 @@ typedef struct {
                         * 1: unfused attention as in Megatron-LM 2022 (full s^2 scores, softmax and dropout
                         *    stored: the 5as/h term of Korthikanti et al. 2022) */
     double host_s_per_kernel; /* > 0: override the host launch time per kernel (calibration tools only) */
+    double host_combine_p;    /* > 0: override how GPU and host time combine (calibration tools only) */
+    double grouped_gemm_factor; /* > 0: override the grouped-GEMM factor (calibration tools only) */
 } sim_options;
 
 
@@ -108,7 +110,7 @@ typedef struct {
     int ok;                  /* 1 modelled; 0 skipped (reason says why) */
     char reason[1200];
     char flops_kind[16];     /* "model" or "hardware" (the row's TFLOP/s convention) */
-    char compared[16];       /* what the measured step time comes from: step_s, tflops or mfu */
+    char compared[16];       /* what the measured step time comes from: step_s, tokens_per_s, tflops, mfu */
     double pred_step_s, meas_step_s;           /* NAN when unknown */
     double pred_tflops, meas_tflops;           /* per device, in the row's flops_kind convention */
     double pred_mfu, meas_mfu;
@@ -135,7 +137,7 @@ typedef struct {
     double single_median_err, single_spearman;
 } sim_vtrain_result;
 umoe_status sim_validate_vtrain(const char *multi_csv, const char *single_csv, const char *hardware,
-                                sim_vtrain_result *out);
+                                double host_s_per_kernel /* 0 = the built-in constant */, sim_vtrain_result *out);
 /* Spearman rank correlation (average ranks for ties). */
 double sim_spearman(const double *x, const double *y, int n);
 #endif

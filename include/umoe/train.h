@@ -7,6 +7,7 @@
  * T + 1 + mtp tokens (inputs plus the shifted targets of the main head and each MTP depth). */
 #ifndef UMOE_TRAIN_H
 #define UMOE_TRAIN_H
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "umoe/common.h"
@@ -201,6 +202,8 @@ typedef struct {
     long val_batches;         /* validation batches per evaluation (0 = all) */
     long stop_at;             /* > 0: stop after this step (checkpointing it) as if interrupted; the schedule
                                * still runs to o.steps, so a --resume continues the same run */
+    const volatile sig_atomic_t *interrupt; /* may be NULL; when it becomes non-zero (e.g. on SIGINT) the
+                               * loop finishes the current step, checkpoints it (with out_dir) and returns */
     int progress;             /* -1 auto (stderr is a terminal), 0 a line every few steps, 1 one \r-updated
                                * line, 2 none */
     train_opts o;
@@ -209,6 +212,7 @@ void train_config_defaults(train_config *c);
 
 typedef struct {
     long steps_done;
+    int interrupted;          /* stopped early through c->interrupt */
     double last_loss, last_lm_loss;
     double val_loss;          /* last validation lm loss (NAN if none) */
     double tokens_per_s;      /* over the whole run */

@@ -2,6 +2,7 @@
  * preset name, or a checkpoint directory), and run the training loop (src/train). Input errors exit 2,
  * a failed run exits 1. Does not: implement any of the training itself. */
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,7 +29,7 @@ static void usage(FILE *f) {
             "  --seed S         initialisation and data-order seed (1)\n"
             "  --val-frac F     fraction of FILE held out for validation, taken from its end (0.1)\n"
             "  --val-every N    validate every N steps, 0 = only at the end (0)\n"
-            "  --val-batches N  batches per validation, 0 = the whole split (16)\n"
+            "  --val-batches N  batches per validation, 0 = the whole split (4)\n"
             "  --out DIR        checkpoint directory (model.safetensors, config.json, train_state.bin)\n"
             "  --save-every N   checkpoint every N steps, 0 = only at the end (0)\n"
             "  --log FILE       one JSON object per step (JSONL; appended to when resuming)\n"
@@ -47,6 +48,7 @@ static void usage(FILE *f) {
             "  --aux-scope S    aux-loss count scope: micro, global or ep_group (the model's)\n"
             "  --grad-bucket N  gradient all-reduce bucket in floats, 0 = one call per run (1048576)\n\n"
             "The progress line on stderr shows step, loss, aux loss, learning rate, tokens/s and ETA.\n"
+            "Ctrl-C (or SIGTERM) finishes the current step, checkpoints it (with --out) and exits 1.\n"
             "Formats: docs/formats-engine.md. Exit codes: 0 ok, 1 the run failed, 2 bad input.\n");
 }
 
@@ -67,6 +69,12 @@ int cli_load_model_or_checkpoint(const char *arg, spec_model *s) {
     }
     if (!st) st = spec_model_validate(s, arg);
     return st ? cli_input_error() : 0;
+}
+
+static volatile sig_atomic_t g_interrupt;
+static void on_signal(int sig) {
+    if (g_interrupt) signal(sig, SIG_DFL); /* a second Ctrl-C stops at once */
+    g_interrupt = 1;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -151,11 +159,17 @@ int cmd_train(int argc, char **argv) {
     int rc = cli_load_model_or_checkpoint(model, &s);
     if (rc) return rc;
     train_result r;
+    c.interrupt = &g_interrupt; /* Ctrl-C / SIGTERM: finish the step, checkpoint it, stop */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     int root = 1;
     umoe_status st = use_ep ? train_ep_run(&s, &c, &ep, &r, &root) : train_run(&s, &c, &r);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     if (use_ep && (st || !root)) { /* rank 0 prints first, then every rank finalises MPI */
         int code = st == UMOE_EINPUT ? (root ? cli_input_error() : UMOE_EXIT_INPUT) : st ? UMOE_EXIT_FAIL : UMOE_EXIT_OK;
         if (st && st != UMOE_EINPUT && root) fprintf(stderr, "umoe train: %s\n", umoe_err);
+        if (!st && r.interrupted) code = UMOE_EXIT_FAIL;
         train_ep_finalize();
         return code;
     }
@@ -170,7 +184,14 @@ int cmd_train(int argc, char **argv) {
     if (c.out_dir) printf("checkpoint: %s\n", c.out_dir);
     if (use_ep) {
         fflush(stdout);
-        train_ep_finalize();
+        fflush(stderr);
     }
+    if (r.interrupted) {
+        fprintf(stderr, "umoe train: interrupted after step %ld%s%s\n", r.steps_done,
+                c.out_dir ? "; continue with --resume " : " (no --out: nothing saved)", c.out_dir ? c.out_dir : "");
+        if (use_ep) train_ep_finalize();
+        return UMOE_EXIT_FAIL;
+    }
+    if (use_ep) train_ep_finalize();
     return UMOE_EXIT_OK;
 }

@@ -17,7 +17,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: umoe validate [FILE.csv] [--json]\n"
-            "       umoe validate --vtrain [--json] [--multi FILE] [--single FILE] [--hardware NAME]\n\n"
+            "       umoe validate --vtrain [--json] [--multi FILE] [--single FILE] [--hardware NAME]\n"
+            "                              [--host-s-per-kernel S]\n\n"
             "Predicts every row of a CSV of published training measurements (default " DEFAULT_CSV ")\n"
             "and prints measured vs predicted step time, TFLOP/s per device (in the row's flops_kind: model\n"
             "FLOPs, or hardware FLOPs incl. recompute) and MFU, the relative step-time error, and the median and\n"
@@ -28,7 +29,9 @@ static void usage(FILE *f) {
             "sp, zero1, overlap, schedule, attn_kernel (flash|unfused); other columns are ignored.\n\n"
             "--vtrain: the vTrain A100 sweeps (" VTRAIN_MULTI ", " VTRAIN_SINGLE "):\n"
             "Spearman rank correlation of predicted vs measured iteration time per model, and the single-node\n"
-            "median absolute error. --json prints machine-readable output (format in docs/validation.md).\n");
+            "median absolute error. --json prints machine-readable output (format in docs/validation.md).\n"
+            "--hardware and --host-s-per-kernel override the A100 preset and the host launch constant; they exist\n"
+            "for the calibration script (tools/calibrate_sim.sh), which fits them on the vTrain data only.\n");
 }
 
 static int cmp_dbl(const void *a, const void *b) {
@@ -44,9 +47,9 @@ static void fmt(char *b, size_t n, const char *f, double v) {
     if (isnan(v)) snprintf(b, n, "-"); else snprintf(b, n, f, v);
 }
 
-static int run_vtrain(const char *multi, const char *single, const char *hw, int json) {
+static int run_vtrain(const char *multi, const char *single, const char *hw, double host, int json) {
     sim_vtrain_result r;
-    if (sim_validate_vtrain(multi, single, hw, &r)) return cli_input_error();
+    if (sim_validate_vtrain(multi, single, hw, host, &r)) return cli_input_error();
     if (json) {
         json_writer w;
         jw_begin(&w, stdout);
@@ -88,12 +91,17 @@ static int run_vtrain(const char *multi, const char *single, const char *hw, int
 int cmd_validate(int argc, char **argv) {
     const char *file = DEFAULT_CSV, *multi = VTRAIN_MULTI, *single = VTRAIN_SINGLE, *hw = "a100-sxm-80gb";
     int json = 0, vtrain = 0, have_file = 0;
+    double host = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { usage(stdout); return UMOE_EXIT_OK; }
         if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--vtrain")) vtrain = 1;
-        else if (!strcmp(a, "--multi") || !strcmp(a, "--single") || !strcmp(a, "--hardware")) {
+        else if (!strcmp(a, "--host-s-per-kernel")) {
+            const char *v = cli_value("validate", argc, argv, i);
+            if (!v || cli_parse_num("validate", a, v, 1e-9, 1, &host)) return UMOE_EXIT_INPUT;
+            i++;
+        } else if (!strcmp(a, "--multi") || !strcmp(a, "--single") || !strcmp(a, "--hardware")) {
             const char *v = cli_value("validate", argc, argv, i);
             if (!v) return UMOE_EXIT_INPUT;
             if (!strcmp(a, "--multi")) multi = v; else if (!strcmp(a, "--single")) single = v; else hw = v;
@@ -102,7 +110,7 @@ int cmd_validate(int argc, char **argv) {
         else if (have_file) return cli_unknown("validate", a);
         else { file = a; have_file = 1; }
     }
-    if (vtrain) return run_vtrain(multi, single, hw, json);
+    if (vtrain) return run_vtrain(multi, single, hw, host, json);
 
     sim_validation_row *rows;
     int n;

@@ -2,7 +2,8 @@
  *   y = W_down (silu(W_gate x) * (W_up x)),
  * used for the dense FFN, the shared experts and each routed expert. gate and up are stored back to back so
  * they form one (2F, C) matrix and one GEMM. Also the routed experts' math over rows grouped by expert
- * (model_experts_*): ONE GEMM per expert and projection over its contiguous rows.
+ * (model_experts_*): ONE GEMM per expert and projection over its contiguous rows (nn's grouped moe_matmul,
+ * which runs experts in parallel threads when there are enough of them).
  * Does not: decide which rows go to which expert (dispatch is model_moe.c / src/dist). */
 #include <string.h>
 #include "model_internal.h"
@@ -32,14 +33,14 @@ void model_experts_forward(umoe_model *m, int layer, int e0, int n_exp, const in
                            float *gu, float *act, float *out) {
     const layer_w *w = &m->lw[layer];
     size_t C = (size_t)m->d.C, Fe = (size_t)m->d.Fe;
-    UMOE_ASSERT(w->moe && e0 >= 0 && e0 + n_exp <= m->d.E);
-    for (int j = 0; j < n_exp; j++) {
-        size_t r0 = (size_t)offsets[j], n = (size_t)(offsets[j + 1] - offsets[j]);
-        if (n == 0) continue; /* an expert without tokens: nothing computed, nothing stale read later */
-        const float *we = m->params + w->experts + (size_t)(e0 + j) * w->expert_stride;
-        model_swiglu_mlp_forward(out + r0 * C, gu + r0 * 2 * Fe, act + r0 * Fe, in + r0 * C, we, we + 2 * Fe * C,
-                                 n, C, Fe);
-    }
+    UMOE_ASSERT(w->moe && e0 >= 0 && n_exp >= 0 && e0 + n_exp <= m->d.E);
+    if (n_exp == 0 || offsets[n_exp] == offsets[0]) return;
+    const float *we = m->params + w->experts + (size_t)e0 * w->expert_stride; /* expert e0's gate; up, down follow */
+    /* one sgemm per expert over its rows (nn moe_matmul); experts without rows are skipped there */
+    moe_matmul_forward(gu, in, we, w->expert_stride, offsets, (size_t)n_exp, C, 2 * Fe);
+    for (size_t r = (size_t)offsets[0]; r < (size_t)offsets[n_exp]; r++)
+        swiglu_forward(act + r * Fe, gu + r * 2 * Fe, gu + r * 2 * Fe + Fe, Fe);
+    moe_matmul_forward(out, act, we + 2 * Fe * C, w->expert_stride, offsets, (size_t)n_exp, Fe, C);
 }
 
 void model_experts_backward(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
@@ -47,15 +48,17 @@ void model_experts_backward(umoe_model *m, int layer, int e0, int n_exp, const i
                             float *dact) {
     const layer_w *w = &m->lw[layer];
     size_t C = (size_t)m->d.C, Fe = (size_t)m->d.Fe;
-    UMOE_ASSERT(w->moe && e0 >= 0 && e0 + n_exp <= m->d.E);
-    for (int j = 0; j < n_exp; j++) {
-        size_t r0 = (size_t)offsets[j], n = (size_t)(offsets[j + 1] - offsets[j]);
-        if (n == 0) continue; /* zero tokens: this expert's grads receive nothing (stay as they were) */
-        size_t off = w->experts + (size_t)(e0 + j) * w->expert_stride;
-        const float *we = m->params + off;
-        float *ge = m->grads + off;
-        model_swiglu_mlp_backward(din + r0 * C, ge, ge + 2 * Fe * C, dgu + r0 * 2 * Fe, dact + r0 * Fe,
-                                  dout + r0 * C, in + r0 * C, gu + r0 * 2 * Fe, act + r0 * Fe, we,
-                                  we + 2 * Fe * C, n, C, Fe);
-    }
+    UMOE_ASSERT(w->moe && e0 >= 0 && n_exp >= 0 && e0 + n_exp <= m->d.E);
+    if (n_exp == 0 || offsets[n_exp] == offsets[0]) return;
+    size_t off = w->experts + (size_t)e0 * w->expert_stride, r0 = (size_t)offsets[0], r1 = (size_t)offsets[n_exp];
+    const float *we = m->params + off;
+    float *ge = m->grads + off; /* zero-token experts: moe_matmul skips them, their grads receive nothing */
+    memset(dact + r0 * Fe, 0, (r1 - r0) * Fe * sizeof(float));
+    moe_matmul_backward(dact, ge + 2 * Fe * C, dout, act, we + 2 * Fe * C, w->expert_stride, offsets, (size_t)n_exp,
+                        Fe, C);
+    memset(dgu + r0 * 2 * Fe, 0, (r1 - r0) * 2 * Fe * sizeof(float));
+    for (size_t r = r0; r < r1; r++)
+        swiglu_backward(dgu + r * 2 * Fe, dgu + r * 2 * Fe + Fe, dact + r * Fe, gu + r * 2 * Fe, gu + r * 2 * Fe + Fe,
+                        Fe);
+    moe_matmul_backward(din, ge, dgu, in, we, w->expert_stride, offsets, (size_t)n_exp, C, 2 * Fe);
 }

@@ -22,6 +22,12 @@ typedef struct {
  * floor of a layer pass when its kernels are small. Calibrated on the vTrain single-node A100 sweep only
  * (tools/calibrate_host.sh; docs/validation.md), never on the published points. */
 #define SIM_HOST_S_PER_KERNEL 60e-6
+#define SIM_HOST_COMBINE_P 64 /* >= 64: max(GPU, host) */
+/* Throughput of the routed-expert GEMMs relative to a dense GEMM of the same per-GEMM FLOPs. Calibrated on the
+ * 10 MoE rows of the SimuMax B200 calibration set (tools/calibrate_sim.py step 4; docs/validation.md); it
+ * absorbs what the model does not itemise on the expert path (grouped-kernel inefficiency, the dispatcher's
+ * index kernels and host synchronisation). */
+#define SIM_GROUPED_GEMM_FACTOR 0.5
 
 /* Derived strategy quantities shared by the cost functions. */
 typedef struct {

@@ -72,6 +72,15 @@ static double host_s_per_kernel(const sim_options *o) {
     return o && o->host_s_per_kernel > 0 ? o->host_s_per_kernel : SIM_HOST_S_PER_KERNEL;
 }
 
+/* GPU time g and host launch time c of one pass: (g^p + c^p)^(1/p); p = 1 adds them, p -> infinity is the
+ * maximum (perfectly asynchronous launches). */
+static double host_combine(double g, double c, double p) {
+    if (p >= 64) return g > c ? g : c;
+    if (p == 1) return g + c;
+    if (p == 2) return sqrt(g * g + c * c);
+    return pow(pow(g, p) + pow(c, p), 1.0 / p);
+}
+
 static double exposed(double comm, double window) { double e = comm - window; return e > 0 ? e : 0; }
 
 void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
@@ -132,8 +141,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     double t_core, t_core_b;
     double attn_eff = h->attn_eff > 0 ? h->attn_eff : 0.5;
     if (no_flash) {
-        double elems = t * m->T * heads;
-        t_core = core_flops / (h->peak_bf16 * sim_gemm_eff(h, core_flops)) + sim_mem_time(h, 9.0 * elems);
+        /* batched GEMMs run at the efficiency of one head's GEMM: (t x T) by the head dim */
+        double elems = t * m->T * heads, per_head = heads > 0 ? core_flops / (2.0 * heads * s->mbs) : core_flops;
+        t_core = core_flops / (h->peak_bf16 * sim_gemm_eff(h, per_head)) + sim_mem_time(h, 9.0 * elems);
         t_core_b = 2.0 * t_core;
     } else {
         t_core = 0.5 * core_flops / (h->peak_bf16 * attn_eff);
@@ -159,8 +169,10 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         gemm(h, g, &a, t / tp, E, C);                /* router (replicated weights) */
         mem(h, &a, 16.0 * t / tp * E);              /* scores, top-k (fp32) */
         t_perm = mem(h, &a, 8.0 * As * C);                         /* permute + unpermute: r/w bf16 each */
-        t_fc1_exp = e_loc * sim_gemm_time(h, Me, (swiglu ? 2 : 1) * Fe, C, g->bits); /* grouped GEMM */
-        double t2 = e_loc * sim_gemm_time(h, Me, C, Fe, g->bits);
+        /* grouped GEMM: E/ep expert GEMMs at the per-expert efficiency, divided by the grouped-kernel factor */
+        double gf = o && o->grouped_gemm_factor > 0 ? o->grouped_gemm_factor : SIM_GROUPED_GEMM_FACTOR;
+        t_fc1_exp = e_loc * sim_gemm_time(h, Me, (swiglu ? 2 : 1) * Fe, C, g->bits) / gf;
+        double t2 = e_loc * sim_gemm_time(h, Me, C, Fe, g->bits) / gf;
         a.t += t_fc1_exp + t2; a.gemm += t_fc1_exp + t2; a.nk += 2;
         t_act = mem(h, &a, 2.0 * As * Fe * (swiglu ? 3 : 2));
         params_dense += C * E;
@@ -214,8 +226,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
      * (kernels x host seconds per kernel; the backward launches about twice as many kernels). */
     double host = host_s_per_kernel(o);
     double bwd_gpu = 2.0 * (a.t - t_core) + t_core_b;
-    out->fwd = a.t > a.nk * host ? a.t : a.nk * host;
-    out->bwd = bwd_gpu > 2 * a.nk * host ? bwd_gpu : 2 * a.nk * host;
+    double pw = o && o->host_combine_p > 0 ? o->host_combine_p : SIM_HOST_COMBINE_P;
+    out->fwd = host_combine(a.t, a.nk * host, pw);
+    out->bwd = host_combine(bwd_gpu, 2 * a.nk * host, pw);
     out->bwd_w = a.gemm;
     out->gemm_fwd = a.gemm;
     if (rc & SPEC_RC_FULL) rc_t = out->fwd + tp_f + ep_f + cp_f;

@@ -2,9 +2,10 @@
  * strategy) for each row, predict with sim_run, and compare step time / TFLOP/s / MFU in the row's own
  * FLOP convention. Rows that cannot be modelled are returned as skipped with the reason.
  * Does not: print (src/cli/cmd_validate.c) or fit anything: every row uses the same hardware preset files.
- * Row conventions (docs/validation.md): a measured step time comes from step_s, else from tflops_per_gpu in
- * the row's flops_kind (model FLOPs or hardware FLOPs incl. recompute), else from mfu; all three reduce to
- * "measured seconds per step" so one error measure, pred_step / meas_step - 1, covers every row. */
+ * Row conventions (docs/validation.md): a measured step time comes from step_s, else from tokens_per_s_per_gpu
+ * (free of any FLOP convention or peak), else from tflops_per_gpu in the row's flops_kind (model FLOPs or
+ * hardware FLOPs incl. recompute), else from mfu (needs the peak: the row's peak_tflops or the preset's); all
+ * reduce to "measured seconds per step" so one error measure, pred_step / meas_step - 1, covers every row. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,10 @@ static int build(const rowref *r, sim_validation_row *o, spec_model *m, spec_clu
     memset(opt, 0, sizeof *opt);
     opt->attn_no_flash = umoe_streq_nocase(cell(r, "attn_kernel"), "unfused");
     opt->detailed = 1; /* event simulation of the schedule */
+    {
+        const char *g = getenv("UMOE_CAL_GROUPED_GEMM"); /* calibration script only (tools/calibrate_sim.py) */
+        if (g && *g) opt->grouped_gemm_factor = atof(g);
+    }
     return 1;
 }
 
@@ -153,9 +158,10 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
     o->meas_tflops = num(r, "tflops_per_gpu", &bad);
     o->meas_mfu = num(r, "mfu", &bad);
     double step = num(r, "step_s", &bad), peak_row = num(r, "peak_tflops", &bad);
+    double tok_s = num(r, "tokens_per_s_per_gpu", &bad);
     if (bad) { skip(o, "a measured column holds text%s", ""); return; }
-    if (!has(step) && !has(o->meas_tflops) && !has(o->meas_mfu)) {
-        skip(o, "no measurement (step_s, tflops_per_gpu or mfu)%s", "");
+    if (!has(step) && !has(tok_s) && !has(o->meas_tflops) && !has(o->meas_mfu)) {
+        skip(o, "no measurement (step_s, tokens_per_s_per_gpu, tflops_per_gpu or mfu)%s", "");
         return;
     }
     if (!build(r, o, &m, &c, &s, &opt)) return;
@@ -170,6 +176,9 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
     if (has(step)) {
         o->meas_step_s = step;
         umoe_strlcpy(o->compared, "step_s", sizeof o->compared);
+    } else if (has(tok_s)) { /* independent of any FLOP count or peak */
+        o->meas_step_s = res.tokens_per_s * res.step_time_s / (tok_s * c.devices);
+        umoe_strlcpy(o->compared, "tokens_per_s", sizeof o->compared);
     } else if (has(o->meas_tflops)) {
         o->meas_step_s = flops / (o->meas_tflops * 1e12 * c.devices);
         umoe_strlcpy(o->compared, "tflops", sizeof o->compared);

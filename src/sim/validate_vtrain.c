@@ -64,7 +64,7 @@ static double median_abs(double *v, int n) {
 }
 
 /* Predict one vTrain row; returns predicted seconds or NAN when the strategy is invalid. */
-static double predict(const spec_hardware *hw, int gpus, int gbs, int mbs, int hidden, int heads, int layers,
+static double predict(const spec_hardware *hw, double host, int gpus, int gbs, int mbs, int hidden, int heads, int layers,
                       int seq, int tp, int dp, int pp) {
     spec_model m;
     spec_cluster c;
@@ -83,6 +83,7 @@ static double predict(const spec_hardware *hw, int gpus, int gbs, int mbs, int h
     s.precision_bits = 16;
     o.attn_no_flash = 1;
     o.detailed = 1;
+    o.host_s_per_kernel = host;
     if (spec_strategy_finish(&s, &m, gpus, "vtrain row")) return NAN;
     sim_result r;
     if (sim_run(&m, &c, &s, &o, &r)) return NAN;
@@ -123,12 +124,12 @@ static umoe_status read_rows(const char *path, int multi, vrow **out, int *n, in
 }
 
 /* Predict rows [v, v + n) filtered by params (< 0: all); fills pred/meas/err, returns how many were modelled. */
-static int run_rows(const spec_hardware *hw, const vrow *v, int n, double params, double *pred, double *meas,
+static int run_rows(const spec_hardware *hw, double host, const vrow *v, int n, double params, double *pred, double *meas,
                     double *err, int *skipped) {
     int k = 0;
     for (int i = 0; i < n; i++) {
         if (params >= 0 && v[i].params != params) continue;
-        double p = predict(hw, v[i].gpus, v[i].gbs, v[i].mbs, v[i].hidden, v[i].heads, v[i].layers, v[i].seq,
+        double p = predict(hw, host, v[i].gpus, v[i].gbs, v[i].mbs, v[i].hidden, v[i].heads, v[i].layers, v[i].seq,
                            v[i].tp, v[i].dp, v[i].pp);
         if (isnan(p)) { (*skipped)++; continue; }
         pred[k] = p; meas[k] = v[i].ms / 1e3; err[k] = p / meas[k] - 1; k++;
@@ -137,7 +138,7 @@ static int run_rows(const spec_hardware *hw, const vrow *v, int n, double params
 }
 
 umoe_status sim_validate_vtrain(const char *multi_csv, const char *single_csv, const char *hardware,
-                                sim_vtrain_result *out) {
+                                double host, sim_vtrain_result *out) {
     memset(out, 0, sizeof *out);
     spec_hardware hw;
     if (spec_hardware_load(hardware, &hw)) return UMOE_EINPUT;
@@ -156,13 +157,13 @@ umoe_status sim_validate_vtrain(const char *multi_csv, const char *single_csv, c
                 if (mi < 0 && out->n_models < SIM_VTRAIN_MAX_MODELS) out->model_params_b[out->n_models++] = v[i].params;
             }
             for (int j = 0; j < out->n_models; j++) {
-                int k = run_rows(&hw, v, n, out->model_params_b[j], pred, meas, err, &out->multi_skipped);
+                int k = run_rows(&hw, host, v, n, out->model_params_b[j], pred, meas, err, &out->multi_skipped);
                 out->model_rows[j] = k;
                 out->model_spearman[j] = sim_spearman(pred, meas, k);
                 out->model_median_err[j] = median_abs(err, k);
             }
         } else {
-            int k = run_rows(&hw, v, n, -1, pred, meas, err, &out->single_skipped);
+            int k = run_rows(&hw, host, v, n, -1, pred, meas, err, &out->single_skipped);
             out->single_rows = k;
             out->single_spearman = sim_spearman(pred, meas, k);
             out->single_median_err = median_abs(err, k);

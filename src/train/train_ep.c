@@ -422,6 +422,9 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
         sm.load = wload;
         tokens_run += (double)sm.tokens;
         int last = step + 1 == o->steps, stop = step + 1 == c->stop_at;
+        /* Ctrl-C / SIGTERM on any rank (mpirun forwards them): every rank finishes this step and checkpoints */
+        int intr = !last && c->interrupt && *c->interrupt;
+        MPI_Allreduce(MPI_IN_PLACE, &intr, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
         if (((c->val_every > 0 && (step + 1) % c->val_every == 0) || last) && ld.n_val_win > 0) {
             sm.val_loss = validate(&R, &data, &ld, Bg, Bl, o->T, c->val_batches);
             r->val_loss = sm.val_loss;
@@ -444,7 +447,7 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
         r->steps_done = step + 1;
         r->last_loss = sm.loss;
         r->last_lm_loss = sm.lm_loss;
-        if (c->out_dir && ((c->save_every > 0 && (step + 1) % c->save_every == 0) || last || stop)) {
+        if (c->out_dir && ((c->save_every > 0 && (step + 1) % c->save_every == 0) || last || stop || intr)) {
             st = gather_experts(&R, &opt);
             if (!st && rank == 0) {
                 train_state_header hd = {0};
@@ -459,8 +462,9 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
             if ((st = agree(st, rank))) goto done;
             LOG_INFO("step %ld: checkpoint of the whole model (every expert) saved to %s", step + 1, c->out_dir);
         }
-        if (stop) {
-            LOG_INFO("stopped at step %ld of %ld (--stop-at)", step + 1, o->steps);
+        if (stop || intr) {
+            LOG_INFO("stopped at step %ld of %ld (%s)", step + 1, o->steps, stop ? "--stop-at" : "interrupted");
+            r->interrupted = intr;
             break;
         }
     }

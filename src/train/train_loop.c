@@ -15,7 +15,7 @@
 void train_config_defaults(train_config *c) {
     memset(c, 0, sizeof *c);
     c->progress = -1;
-    c->val_batches = 16;
+    c->val_batches = 4;
     train_opts *o = &c->o;
     o->B = 8;
     o->T = 0; /* 0 = the model's sequence length */
@@ -217,6 +217,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         sm.load = load;
         tokens_run += (double)sm.tokens;
         int last = step + 1 == o->steps, stop = step + 1 == c->stop_at;
+        int interrupted = !last && c->interrupt && *c->interrupt;
         if ((c->val_every > 0 && (step + 1) % c->val_every == 0) || last) {
             if (ld.n_val_win > 0) {
                 train_eval_result ev;
@@ -238,7 +239,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
         r->steps_done = step + 1;
         r->last_loss = sm.loss;
         r->last_lm_loss = sm.lm_loss;
-        if (c->out_dir && ((c->save_every > 0 && (step + 1) % c->save_every == 0) || last || stop)) {
+        if (c->out_dir && ((c->save_every > 0 && (step + 1) % c->save_every == 0) || last || stop || interrupted)) {
             train_state_header h = {0};
             h.shape_hash = shape_hash;
             h.spec_hash = spec_hash;
@@ -249,8 +250,12 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
             if ((st = train_checkpoint_save(c->out_dir, m, &opt, &h))) goto done;
             LOG_INFO("step %ld: checkpoint saved to %s", step + 1, c->out_dir);
         }
-        if (stop) {
-            LOG_INFO("stopped at step %ld of %ld (--stop-at)", step + 1, o->steps);
+        if (stop || interrupted) {
+            if (overwrite) fputc('\n', stderr);
+            LOG_INFO("stopped at step %ld of %ld (%s)%s%s", step + 1, o->steps, stop ? "--stop-at" : "interrupted",
+                     c->out_dir ? "; continue with --resume " : "", c->out_dir ? c->out_dir : "");
+            r->interrupted = interrupted;
+            overwrite = 0;
             break;
         }
     }

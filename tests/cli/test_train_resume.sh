@@ -36,3 +36,16 @@ expect_err resume_missing 'nowhere/train_state.bin: cannot open' $UMOE train "$d
 expect_rc 0 resume_model_from_checkpoint $UMOE train "$d/b4" $common --resume "$d/b4" --out "$d/c"
 cmp -s "$d/a/model.safetensors" "$d/c/model.safetensors" && echo "PASS resume_model_from_checkpoint_same" \
     || echo "FAIL resume_model_from_checkpoint_same"
+# Ctrl-C: the current step finishes, is checkpointed, the run exits 1 and names the step; the checkpoint holds
+# exactly the logged steps and resumes.
+$UMOE train "$d/m.json" --data "$d/t.txt" --steps 100000 --batch 2 --seq 16 --progress off --log "$d/i.jsonl" \
+    --out "$d/i" 2> "$d/i.err" > /dev/null &
+pid=$!
+n=0; while [ ! -s "$d/i.jsonl" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+kill -INT $pid; wait $pid; rc=$?
+k=$(wc -l < "$d/i.jsonl")
+if [ $rc -eq 1 ] && grep -q "interrupted after step $k; continue with --resume" "$d/i.err" \
+    && grep -q "\"umoe_step\":[[:space:]]*$k," "$d/i/config.json"; then echo "PASS train_interrupt_checkpoints ($k steps)"
+else echo "FAIL train_interrupt_checkpoints (rc $rc, $k log lines): $(tail -2 "$d/i.err")"; fi
+expect_rc 0 train_interrupt_resumes $UMOE train "$d/m.json" --data "$d/t.txt" --steps 100000 --stop-at $((k + 1)) \
+    --batch 2 --seq 16 --progress off --resume "$d/i"

@@ -13,6 +13,10 @@ File format (.umfx, little-endian; documented in docs/engine-model.md):
   1 i32) | u32 ndim | u64 shape[ndim] | data (numel x 4 bytes) }
 Names: cfg.<spec_model field>, tokens, param.<HF name>, grad.<HF name>, logits, loss.{total,lm,mtp,aux,z},
 router.<moe slot>.{idx,w}, train.{lr,beta1,beta2,eps,wd,gamma,steps}, train.loss (steps).
+Preset-shaped cases (model_preset_*.umfx, the shipped configs/models/tiny-moe.json and two variants) are too
+big to store every tensor: their parameters come from the portable hashed init (model.init_params_hashed,
+seed init.seed) and are checked by paramstat.<name> = [sum, sum of squares]; their gradients are stored as
+gradstat.<name> = [||g||_2, <g, r>] with r = 2 hash_uniform(777 + 1000003 (k+1)) - 1 for tensor k.
 """
 import os
 import struct
@@ -21,7 +25,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import Cfg, adamw_step, forward, init_params, score_bias_update  # noqa: E402
+from model import (Cfg, adamw_step, cfg_from_json, forward, hash_uniform, init_params,  # noqa: E402
+                   init_params_hashed, layout, score_bias_update)
 
 MAGIC, VERSION = b"UMFX", 1
 ATTN = {"mha": 0, "gqa": 1, "mla": 2}      # spec_attn_kind
@@ -65,6 +70,69 @@ def cfg_tensors(cfg):
     return out
 
 
+def run_steps(name, cfg, P32, tokens):
+    """The 10 AdamW steps from P32; returns the losses. Raises NearTie."""
+    P = {k: v.double().clone() for k, v in P32.items()}
+    state, losses = {}, []
+    for t in range(1, TRAIN["steps"] + 1):
+        for v in P.values():
+            v.requires_grad_(True)
+            v.grad = None
+        o = forward(cfg, P, tokens)
+        o["loss"].backward()
+        for s in o["stats"]:
+            if s["gap"] <= MIN_GAP_TRAIN:
+                raise NearTie(f"{name}: near tie at step {t} (gap {s['gap']:.2e})")
+        losses.append(o["loss"].item())
+        grads = {k: (v.grad if v.grad is not None else torch.zeros_like(v)) for k, v in P.items()}
+        for v in P.values():
+            v.requires_grad_(False)
+        adamw_step(P, grads, state, t, TRAIN["lr"], TRAIN["beta1"], TRAIN["beta2"], TRAIN["eps"], TRAIN["wd"])
+        if cfg.score_bias:
+            score_bias_update(cfg, P, o["stats"], TRAIN["gamma"])
+    return losses
+
+
+PROJ_SEED = 777  # seed of the random projection r of gradients (gradstat)
+
+
+def make_preset_case(name, cfg, B, T, seed):
+    """The shipped preset's shape (too big to store every tensor): parameters from the portable hashed init
+    (the C test regenerates them; paramstat lets it check), gradients as [||g||_2, <g, r>] per tensor with r a
+    hashed vector in [-1, 1), full logits and losses, router top-k, 10 AdamW step losses."""
+    cfg.T = T
+    P32 = init_params_hashed(cfg, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    tokens = torch.randint(0, cfg.V, (B, T + 1 + cfg.mtp), generator=g)
+    P = {k: v.double().requires_grad_(True) for k, v in P32.items()}
+    out = forward(cfg, P, tokens)
+    out["loss"].backward()
+    for s in out["stats"]:
+        if s["gap"] <= MIN_GAP:
+            raise NearTie(f"{name}: near tie in top-k selection (gap {s['gap']:.2e})")
+    tensors = cfg_tensors(cfg) + [("tokens", tokens), ("init.seed", torch.tensor([seed], dtype=torch.int32))]
+    for k, (pname, shape) in enumerate(layout(cfg)):
+        p = P32[pname].double()
+        tensors.append((f"paramstat.{pname}", torch.tensor([p.sum().item(), (p * p).sum().item()], dtype=torch.float64)))
+        gr = P[pname].grad if P[pname].grad is not None else torch.zeros_like(P[pname])
+        r = torch.from_numpy(2.0 * hash_uniform(PROJ_SEED + 1000003 * (k + 1), gr.numel()) - 1.0)
+        tensors.append((f"gradstat.{pname}",
+                        torch.tensor([gr.norm().item(), (gr.flatten() * r).sum().item()], dtype=torch.float64)))
+    tensors.append(("logits", out["logits"]))
+    for k in ("loss", "lm", "mtp", "aux", "z"):
+        tensors.append((f"loss.{'total' if k == 'loss' else k}", out[k].reshape(1)))
+    for i, s in enumerate(out["stats"]):
+        tensors += [(f"router.{i}.idx", s["idx"]), (f"router.{i}.w", s["w"])]
+    losses = run_steps(name, cfg, P32, tokens)
+    for k, v in TRAIN.items():
+        tensors.append((f"train.{k}", torch.tensor([v], dtype=torch.int32 if k == "steps" else torch.float32)))
+    tensors.append(("train.loss", torch.tensor(losses, dtype=torch.float64)))
+    print(f"{name}: loss {out['loss'].item():.6f} (lm {out['lm'].item():.6f} mtp {out['mtp'].item():.6f} "
+          f"aux {out['aux'].item():.6f} z {out['z'].item():.6f}), {sum(v.numel() for v in P32.values())} params, "
+          f"10-step loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    return tensors
+
+
 def make_case(name, cfg, B, seed, bias_fn=None):
     torch.manual_seed(seed)
     P32 = init_params(cfg, seed)
@@ -86,25 +154,7 @@ def make_case(name, cfg, B, seed, bias_fn=None):
         tensors.append((f"loss.{'total' if k == 'loss' else k}", out[k].reshape(1)))
     for i, s in enumerate(out["stats"]):
         tensors += [(f"router.{i}.idx", s["idx"]), (f"router.{i}.w", s["w"])]
-    # 10 AdamW steps from the same start
-    P = {k: v.double().clone() for k, v in P32.items()}
-    state, losses = {}, []
-    for t in range(1, TRAIN["steps"] + 1):
-        for v in P.values():
-            v.requires_grad_(True)
-            v.grad = None
-        o = forward(cfg, P, tokens)
-        o["loss"].backward()
-        for s in o["stats"]:
-            if s["gap"] <= MIN_GAP_TRAIN:
-                raise NearTie(f"{name}: near tie at step {t} (gap {s['gap']:.2e})")
-        losses.append(o["loss"].item())
-        grads = {k: (v.grad if v.grad is not None else torch.zeros_like(v)) for k, v in P.items()}
-        for v in P.values():
-            v.requires_grad_(False)
-        adamw_step(P, grads, state, t, TRAIN["lr"], TRAIN["beta1"], TRAIN["beta2"], TRAIN["eps"], TRAIN["wd"])
-        if cfg.score_bias:
-            score_bias_update(cfg, P, o["stats"], TRAIN["gamma"])
+    losses = run_steps(name, cfg, P32, tokens)  # 10 AdamW steps from the same start
     for k, v in TRAIN.items():
         tensors.append((f"train.{k}", torch.tensor([v], dtype=torch.int32 if k == "steps" else torch.float32)))
     tensors.append(("train.loss", torch.tensor(losses, dtype=torch.float64)))
@@ -128,6 +178,23 @@ def sandwich_bias(cfg, P):
                 first = False
 
 
+PRESET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs", "models", "tiny-moe.json")
+
+
+def preset_cfg(**changes):
+    cfg = cfg_from_json(PRESET)
+    for k, v in changes.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+# the shipped tiny-moe preset's shape (sandwich norm + MLA as shipped; pre-norm; GQA), B 2, T 32
+PRESET_CASES = [
+    ("preset_sandwich", lambda: preset_cfg(), 2, 32, 21),
+    ("preset_pre", lambda: preset_cfg(norm="pre"), 2, 32, 22),
+    ("preset_gqa", lambda: preset_cfg(attn="gqa", H_kv=2, head_dim=32), 2, 32, 23),
+]
+
 CASES = [
     ("mla_pre", Cfg(attn="mla", norm="pre", score="softmax", norm_topk=1, routed_scale=1.0, aux_alpha=0.01,
                     z_loss=1e-3, mtp=1, mtp_weight=0.3), 2, 11, None),
@@ -148,6 +215,18 @@ def main():
         for attempt in range(50):  # the first seed from `seed` upwards whose routing has no near ties
             try:
                 tensors = make_case(name, cfg, B, seed + 1000 * attempt, bias_fn)
+                break
+            except NearTie as e:
+                print(f"  {e}; next seed")
+        else:
+            raise SystemExit(f"{name}: no seed without near ties")
+        write_umfx(path, tensors)
+        print(f"  wrote {path} ({os.path.getsize(path)} bytes)")
+    for name, mk, B, T, seed in PRESET_CASES:
+        path = os.path.join(out_dir, f"model_{name}.umfx")
+        for attempt in range(50):
+            try:
+                tensors = make_preset_case(name, mk(), B, T, seed + 1000 * attempt)
                 break
             except NearTie as e:
                 print(f"  {e}; next seed")

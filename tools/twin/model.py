@@ -184,6 +184,47 @@ def init_params(cfg, seed):
     return P
 
 
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def hash_uniform(seed, n):
+    """n values in [0, 1): u_i = splitmix64((seed + i + 1) * GOLDEN mod 2^64) >> 11, times 2^-53. Portable: the
+    C tests compute the same numbers (tests/unit/test_model_preset.c), so parameters need not be stored."""
+    import numpy as np
+    i = np.arange(1, n + 1, dtype=np.uint64) + np.uint64(seed % 2**64)
+    with np.errstate(over="ignore"):
+        z = i * np.uint64(GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def init_params_hashed(cfg, seed):
+    """Portable initialisation for reference tests: tensor k (table order) draws hash_uniform(seed + 1000003 (k+1)),
+    v = 2u - 1 in [-1, 1): matrices v * sqrt(3) sigma (same variance as TinyInit's N(0, sigma^2)), embedding
+    v * sqrt(3) 0.5, norm gains g0 (1 + 0.2 v) with g0 the TinyInit/DSSN start value, biases 0.02 v."""
+    ref = init_params(cfg, 0)
+    sigma = cfg.init_std if cfg.init_std > 0 else math.sqrt(1.0 / (2.0 * cfg.C * cfg.L))
+    sigma_e = cfg.init_std if cfg.init_std > 0 else TINYINIT_EMBED_STD
+    P = {}
+    for k, (name, shape) in enumerate(layout(cfg)):
+        n = 1
+        for d in shape:
+            n *= d
+        v = 2.0 * hash_uniform(seed + 1000003 * (k + 1), n) - 1.0
+        if len(shape) == 2:
+            a = math.sqrt(3.0) * (sigma_e if name == "model.embed_tokens.weight" else sigma)
+            x = v * a
+        elif name.endswith("norm.weight"):
+            g0 = float(ref[name][0])
+            x = (1.0 + 0.2 * v) * g0
+        else:
+            x = 0.02 * v
+        P[name] = torch.from_numpy(x.astype("float32")).reshape(shape)
+    return P
+
+
 def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
@@ -201,12 +242,21 @@ def rope(x, off, D, theta):
     return torch.cat([x[..., :off], rot, x[..., off + D:]], dim=-1)
 
 
+# Speed mode for benchmarks: attention through torch's fused scaled_dot_product_attention. The fixtures are
+# written with the explicit formula below (FAST = False); both compute the same function.
+FAST = False
+
+
 def attention(q, k, v, scale):
     """Causal; q (B,T,H,Dk), k (B,T,Hk,Dk), v (B,T,Hk,Dv); GQA head h uses kv head h // (H/Hk)."""
     B, T, H, _ = q.shape
     rep = H // k.shape[2]
     k = k.repeat_interleave(rep, dim=2)
     v = v.repeat_interleave(rep, dim=2)
+    if FAST:
+        o = Fn.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True,
+                                            scale=scale)
+        return o.transpose(1, 2)
     s = torch.einsum("bthd,bshd->bhts", q, k) * scale
     mask = torch.ones(T, T, dtype=torch.bool).tril()
     s = s.masked_fill(~mask, float("-inf"))
