@@ -255,6 +255,7 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     uint64_t h = train_spec_hash(s);
     h = train_fnv1a(h, o, sizeof *o);
     h = train_fnv1a(h, eo, sizeof *eo);
+    h = train_fnv1a(h, &s->router_groups, sizeof s->router_groups); /* not in train_spec_hash */
     h = train_fnv1a(h, c->data_path, strlen(c->data_path));
     if ((st = dist_check_startup(&R.d, h))) goto fail_early;
 

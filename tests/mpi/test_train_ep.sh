@@ -50,3 +50,14 @@ if awk -v a="$on" -v b="$off" 'BEGIN { exit !(a < b) }'; then echo "PASS placeme
 else echo "FAIL placement_lowers_imbalance ($on vs $off)"; fi
 grep -Eq "placement: step [0-9]+ layer [0-9]+: [0-9]+ experts moved per EP group, [0-9]+ bytes .* imbalance [0-9.]+ -> [0-9.]+" \
     "$d/p4.err" && echo "PASS placement_logged" || { echo "FAIL placement_logged"; cat "$d/p4.err"; }
+# grouped router (MoGE): 8 experts in 4 groups, top-4 = one per group; at EP 4 (one group per rank) every rank
+# receives exactly the same token-assignments at every step and MoE layer: imbalance exactly 1
+sed 's/"top_k": 2/"top_k": 4, "router_groups": 4/' "$d/m.json" > "$d/mg.json"
+expect_rc 0 train_grouped_router_ep4 $MPIRUN -np 4 $UMOE train "$d/mg.json" --data $d/t.txt --steps 4 --batch 4 \
+    --seq 16 --progress off --ep 4 --log "$d/g4.jsonl"
+imbs=$(sed -E 's/.*"imbalance":\[([^]]*)\]\}\}$/\1/' "$d/g4.jsonl" | tr ',' '\n' | sort -u | tr '\n' ' ')
+[ "$(wc -l < "$d/g4.jsonl")" -eq 4 ] && [ "$imbs" = "1.0000 " ] && echo "PASS grouped_router_perfect_balance" ||
+    echo "FAIL grouped_router_perfect_balance (imbalance values: $imbs)"
+sed 's/"top_k": 2/"top_k": 2, "router_groups": 3/' "$d/m.json" > "$d/mg3.json"
+expect_err grouped_router_bad_groups 'router_groups" = 3 must divide experts = 8' $UMOE train "$d/mg3.json" \
+    --data $d/t.txt --steps 1 --progress off
