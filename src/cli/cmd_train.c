@@ -34,7 +34,11 @@ static void usage(FILE *f) {
             "  --resume DIR     continue bit-exactly from a checkpoint (same --batch/--seq/--accum/--seed/data)\n"
             "  --stop-at N      stop after step N (checkpointing it) as if interrupted; --steps still sets the\n"
             "                   schedule, so a later --resume continues the same run\n"
-            "  --progress MODE  auto, line (a line every few steps), tty (one updating line) or off (auto)\n\n"
+            "  --progress MODE  auto, line (a line every few steps), tty (one updating line) or off (auto)\n"
+            "  --recompute P    recompute activations in backward: none, selective, full, or a comma list of\n"
+            "                   norm, activation, attn_core, mla_up, expert_fc1, permute (none)\n"
+            "  --offload MODE   move activations out of the arena between forward and backward: none, host,\n"
+            "                   or file:DIR (a file in DIR, removed at exit) (none)\n\n"
             "The progress line on stderr shows step, loss, aux loss, learning rate, tokens/s and ETA.\n"
             "Ctrl-C (or SIGTERM) finishes the current step, checkpoints it (with --out) and exits 1.\n"
             "Formats: docs/formats-engine.md. Exit codes: 0 ok, 1 the run failed, 2 bad input.\n");
@@ -93,6 +97,11 @@ int cmd_train(int argc, char **argv) {
             else if (!strcmp(v, "tty")) c.progress = 1;
             else if (!strcmp(v, "off")) c.progress = 2;
             else { fprintf(stderr, "umoe train: --progress = \"%s\" is not allowed (auto, line, tty or off)\n", v); return UMOE_EXIT_INPUT; }
+        }
+        else if (!strcmp(a, "--recompute")) {
+            if (spec_recompute_parse(v, "command line", "--recompute", &c.recompute)) return cli_input_error();
+        } else if (!strcmp(a, "--offload")) {
+            if (model_offload_parse(v, "--offload", &c.offload, &c.offload_dir)) return cli_input_error();
         }
         INT("--steps", 1, 1000000000LL, c.o.steps)
         INT("--batch", 1, 65536, c.o.B)

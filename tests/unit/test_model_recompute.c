@@ -152,7 +152,75 @@ static void test_arena_shrinks(void) {
     check_ordering(&s, 8, s.T, "tiny-moe", 1);
 }
 
+/* ---- expert-parallel hooks: experts run by a pretend remote side with its own saved buffers. Under full
+ * recompute the hook's forward runs again before the layer's backward (as an all-to-all would rerun). */
+enum { MAXROWS = B * T * 2 };
+typedef struct {
+    float in[4][MAXROWS * 32], gu[4][MAXROWS * 16], act[4][MAXROWS * 8];
+    int32_t off[4][9];
+    int fwd, bwd;
+} remote_ctx;
+
+static void remote_forward(void *ctx, umoe_model *m, int layer, int slot, const float *rows, const int32_t *counts,
+                           const int32_t *offsets, size_t NK, float *out) {
+    remote_ctx *c = ctx;
+    size_t C = (size_t)model_spec(m)->C;
+    memcpy(c->in[slot], rows, NK * C * sizeof(float));
+    memcpy(c->off[slot], offsets, 9 * sizeof(int32_t));
+    model_experts_forward(m, layer, 0, 8, c->off[slot], c->in[slot], c->gu[slot], c->act[slot], out);
+    c->fwd++;
+    (void)counts;
+}
+
+static void remote_backward(void *ctx, umoe_model *m, int layer, int slot, const float *dout, const int32_t *counts,
+                            const int32_t *offsets, size_t NK, float *drows) {
+    remote_ctx *c = ctx;
+    static float dgu[MAXROWS * 16], dact[MAXROWS * 8];
+    model_experts_backward(m, layer, 0, 8, c->off[slot], c->in[slot], c->gu[slot], c->act[slot], dout, drows, dgu,
+                           dact);
+    c->bwd++;
+    (void)counts;
+    (void)offsets;
+    (void)NK;
+}
+
+static void test_with_moe_ops(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    int32_t tok[2 * B * (T + 2)];
+    test_tokens(tok, 2 * B, T, s.mtp, s.V, 4);
+    umoe_model *ref;
+    CHECK(model_init(&ref, &s, B, T, 5) == UMOE_OK, "%s", umoe_err);
+    size_t np = model_n_params(ref);
+    float *gr = umoe_malloc(np * sizeof(float), "ref grads"), *g = umoe_malloc(np * sizeof(float), "grads");
+    model_losses Lr[2], L[2];
+    run_two_steps(ref, tok, s.mtp, Lr, gr);
+    static remote_ctx ctx;
+    const char *pol[] = {"full", policies[7]};
+    for (int i = 0; i < 2; i++) {
+        memset(&ctx, 0, sizeof ctx);
+        model_moe_ops ops = {&ctx, remote_forward, remote_backward, NULL};
+        umoe_model *m;
+        CHECK(model_init(&m, &s, B, T, 5) == UMOE_OK, "%s", umoe_err);
+        model_set_moe_ops(m, &ops);
+        CHECK(model_set_recompute(m, parse(pol[i])) == UMOE_OK, "%s", umoe_err);
+        run_two_steps(m, tok, s.mtp, L, g);
+        int nm = model_n_moe_layers(m);
+        CHECK(ctx.bwd == 2 * nm && ctx.fwd == (i == 0 ? 4 : 2) * nm, "%s: hook forward %d, backward %d times",
+              pol[i], ctx.fwd, ctx.bwd);
+        CHECK(L[0].loss == Lr[0].loss && L[1].loss == Lr[1].loss, "%s with hooks: losses", pol[i]);
+        size_t differ = 0;
+        for (size_t j = 0; j < np; j++) differ += memcmp(&g[j], &gr[j], sizeof(float)) != 0;
+        CHECK(differ == 0, "%s with hooks: %zu gradients differ", pol[i], differ);
+        model_free(m);
+    }
+    umoe_free(gr, np * sizeof(float));
+    umoe_free(g, np * sizeof(float));
+    model_free(ref);
+}
+
 int main(void) {
+    RUN(test_with_moe_ops);
     RUN(test_identical_mla_sandwich);
     RUN(test_identical_mla_pre);
     RUN(test_identical_gqa_mtp2);
