@@ -138,6 +138,22 @@ static void check_ordering(const spec_model *s, int Bn, int Tn, const char *labe
             CHECK(all < b, "%s: all modules (%zu) not below %s alone (%zu)", label, all, name, b);
         }
     }
+    if (print) { /* with offload to a host pool: the arena keeps two layers' slots, the pool the rest */
+        for (int i = 0; i < 2; i++) {
+            umoe_model *m;
+            model_memory q;
+            if (model_init(&m, s, Bn, Tn, 1) != UMOE_OK) break;
+            CHECK(model_set_recompute(m, i ? parse(policies[7]) : 0) == UMOE_OK, "%s", umoe_err);
+            CHECK(model_set_offload(m, MODEL_OFFLOAD_HOST, NULL) == UMOE_OK, "%s", umoe_err);
+            model_memory_report(m, &q);
+            fprintf(stderr, "  %-52s %12zu %8.1f%% %12zu %12zu %12zu  slots %zu, pool %zu\n",
+                    i ? "all six modules + offload host" : "none + offload host", q.arena,
+                    100.0 * (double)q.arena / (double)none, q.arena_resident, q.arena_shared, q.arena_other,
+                    q.arena_slots, q.offload_pool);
+            CHECK(q.arena < (i ? all : none), "offload shrinks the arena");
+            model_free(m);
+        }
+    }
     CHECK(none > sel && sel > full, "%s: none %zu > selective %zu > full %zu", label, none, sel, full);
     CHECK(all > full, "%s: all modules %zu still above full %zu", label, all, full);
 }
