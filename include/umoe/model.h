@@ -139,6 +139,7 @@ typedef struct {
     size_t offload_pool;           /* host pool or file bytes (0 without offload) */
     double offload_moved;          /* bytes moved out and back by the background thread so far */
     double offload_wait_s;         /* seconds the compute thread waited for it (0 = fully overlapped) */
+    double recompute_s;            /* seconds spent rebuilding freed activations in backward so far */
     size_t alloc_current, alloc_peak; /* the counted allocator, whole process */
     size_t peak_rss;               /* getrusage ru_maxrss, whole process */
 } model_memory;

@@ -121,6 +121,7 @@ struct umoe_model {
     unsigned rc;                  /* SPEC_RC_* recompute flags the arena was carved for */
     int recomputing;              /* 1 while backward reruns forward code: no losses, loads or aux statistics */
     float *rc_rstd;               /* (N) where recomputed norms write their rstd (the saved one stays untouched) */
+    double rc_seconds;            /* wall time spent recomputing since model_init */
     size_t arena_resident, arena_shared, arena_slots, arena_other, arena_dispatch; /* bytes, see model_memory */
     size_t *slot_bytes;           /* (n_layers) bytes of each layer's offloaded block (0 without offload) */
     struct model_offload *off;    /* NULL: every saved activation stays in the arena */

@@ -20,9 +20,17 @@
 
 #define P(off) (m->params + (off))
 
+static void recompute(umoe_model *m, const layer_w *w, layer_act *a, const float *x, int B, int T);
+
 void model_layer_recompute(umoe_model *m, const layer_w *w, layer_act *a, const float *x, int B, int T) {
+    if (!m->rc) return;
+    double t0 = umoe_now();
+    recompute(m, w, a, x, B, T);
+    m->rc_seconds += umoe_now() - t0;
+}
+
+static void recompute(umoe_model *m, const layer_w *w, layer_act *a, const float *x, int B, int T) {
     unsigned rc = m->rc;
-    if (!rc) return;
     size_t N = (size_t)B * (size_t)T, C = (size_t)m->d.C;
     if (rc & SPEC_RC_FULL) {
         double aux = 0, z = 0;

@@ -67,6 +67,9 @@ static void check_policies(spec_attn_kind attn, spec_norm_kind norm, int mtp) {
         CHECK(differ == 0, "%s: %zu of %zu gradients differ from the run without recompute", policies[i], differ, np);
         CHECK(memcmp(model_params(m), model_params(ref), np * sizeof(float)) == 0, "%s: parameters after a step",
               policies[i]);
+        model_memory mr;
+        model_memory_report(m, &mr);
+        CHECK(mr.recompute_s > 0, "%s: recompute time %g s", policies[i], mr.recompute_s);
         const int32_t *i1, *i2;
         const float *w1, *w2;
         if (model_n_moe_layers(m) > 0) { /* router top-k of the first MoE layer still readable after backward */
