@@ -43,7 +43,10 @@ static float *tf(const placer *p, int freed, size_t n) { return take(pick(p, fre
 static float *tfd(const placer *p, int freed, size_t n) { return take(pick(p, freed, 0), n * sizeof(float), 1); }
 static int32_t *tid(const placer *p, int freed, size_t n) { return take(pick(p, freed, 0), n * sizeof(int32_t), 1); }
 
-static void carve_layer(const placer *p, const umoe_model *m, int moe, layer_act *a) {
+/* Fw: the width of the FFN's gu/act (dense F, or the shared experts' S F_e; the gradient scratch takes the
+ * larger). The gradient scratch's attention-branch and FFN-branch buffers overlap: layer backward finishes
+ * the FFN branch (down to d(n2) -> d(mid)) before the attention branch starts. */
+static void carve_layer(const placer *p, const umoe_model *m, int moe, size_t Fw, layer_act *a) {
     const model_dims *d = &m->d;
     size_t N = (size_t)m->N, C = (size_t)d->C, NK = N * (size_t)d->K;
     unsigned rc = p->rc;
@@ -51,6 +54,7 @@ static void carve_layer(const placer *p, const umoe_model *m, int moe, layer_act
     int core = (rc & SPEC_RC_ATTN_CORE) != 0, act = (rc & SPEC_RC_ACT) != 0;
     int fc1 = (rc & SPEC_RC_EXPERT_FC1) != 0, perm = (rc & SPEC_RC_PERMUTE) != 0;
     memset(a, 0, sizeof *a);
+    size_t phase0 = p->res->used, attn_end = 0;
     a->n1 = tf(p, norm, N * C);
     if (saved) a->rstd1 = tf(p, 0, N);
     if (d->mla) {
@@ -81,10 +85,14 @@ static void carve_layer(const placer *p, const umoe_model *m, int moe, layer_act
         a->ap = tf(p, 1, N * C);         /* post-norm output: only added to the residual */
         if (saved) a->ap_rstd = tf(p, 0, N);
     }
-    a->mid = tf(p, 0, N * C);
+    if (saved) {
+        a->mid = tf(p, 0, N * C);
+    } else { /* FFN-branch gradients reuse the attention branch's bytes */
+        attn_end = p->res->used;
+        p->res->used = phase0;
+    }
     a->n2 = tf(p, norm, N * C);
     if (saved) a->rstd2 = tf(p, 0, N);
-    size_t Fw = moe ? (size_t)d->S * (size_t)d->Fe : (size_t)d->F; /* dense width, or shared-expert width */
     if (Fw > 0) {
         a->gu = tf(p, 0, N * 2 * Fw);
         a->act = tf(p, act, N * Fw);
@@ -113,6 +121,7 @@ static void carve_layer(const placer *p, const umoe_model *m, int moe, layer_act
         a->eact = tf(p, fc1 || act, NK * Fe);
         a->eout = tfd(p, 0, NK * C);
     }
+    if (!saved && p->res->used < attn_end) p->res->used = attn_end;
 }
 
 typedef struct {
@@ -123,14 +132,16 @@ typedef struct {
 static void carve_all(carving *k, umoe_model *m) {
     const spec_model *s = &m->s;
     size_t N = (size_t)m->N, C = (size_t)s->C, V = (size_t)s->V;
-    int any_moe = 0;
+    int any_moe = 0, any_dense = 0;
     placer p = {&k->res, &k->sh, NULL, m->rc, 1};
     for (int l = 0; l < m->n_layers; l++) {
         k->sh.used = k->sh.disp = 0;
         carver *slot = m->off ? &k->slot[l % 2] : NULL;
         if (slot) slot->used = slot->disp = 0;
         p.slot = slot;
-        carve_layer(&p, m, m->lw[l].moe, &m->la[l]);
+        size_t Fw = m->lw[l].moe ? (size_t)m->d.S * (size_t)m->d.Fe : (size_t)m->d.F;
+        carve_layer(&p, m, m->lw[l].moe, Fw, &m->la[l]);
+        any_dense |= !m->lw[l].moe;
         any_moe |= m->lw[l].moe;
         if (k->sh.used > k->sh_max) k->sh_max = k->sh.used;
         if (k->sh.disp > k->sh_disp) k->sh_disp = k->sh.disp;
@@ -141,14 +152,11 @@ static void carve_all(carving *k, umoe_model *m) {
         }
     }
     k->res_layers = k->res.used;
-    /* one gradient scratch serves every layer: carve it with the richer (MoE) shape when any layer has it,
-     * plus the dense widths, by carving the dense FFN buffers of the larger of the two */
+    /* one gradient scratch serves every layer: the richer (MoE) shape when any layer has it, with the wider
+     * of the dense and shared-expert FFN widths */
     p.saved = 0;
-    carve_layer(&p, m, any_moe, &m->ga);
-    if (any_moe && m->d.F > 0 && (size_t)m->d.F > (size_t)m->d.S * (size_t)m->d.Fe) {
-        m->ga.gu = tf(&p, 0, N * 2 * (size_t)m->d.F);
-        m->ga.act = tf(&p, 0, N * (size_t)m->d.F);
-    }
+    size_t Fs = any_moe ? (size_t)m->d.S * (size_t)m->d.Fe : 0, Fd = any_dense ? (size_t)m->d.F : 0;
+    carve_layer(&p, m, any_moe, Fs > Fd ? Fs : Fd, &m->ga);
     carver *c = &k->res;
     for (int d = 0; d < s->mtp; d++) {
         mtp_act *a = &m->ma[d];
