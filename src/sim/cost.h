@@ -38,6 +38,11 @@ typedef struct {
  * (TransformerEngine transformer_engine/pytorch/module/base.py, initialize_ub default config; the ring-exchange
  * all-gathers use 1 SM and copy engines and are not taxed). Extra GEMM time = 16 / (132 - 16). */
 #define SIM_TP_OVERLAP_GEMM_TAX (16.0 / (132.0 - 16.0))
+/* Embedding weight gradient, bytes per embedding parameter per micro-batch: PyTorch's dense embedding backward
+ * (aten embedding_dense_backward) writes a zero-filled bf16 V x C gradient (w2), which Megatron's DDP backward
+ * hook adds into the fp32 main gradient (main_grad.add_(grad): r2 r4 w4); the embedding has no fused
+ * gradient accumulation, unlike the linear layers. */
+#define SIM_EMBED_GRAD_BYTES 12.0
 /* LM-head loss, bytes moved per logit (docs/cost-model.md "LM head + loss"). Fused: fp32 softmax cross-entropy
  * in 3 passes forward, 2 backward. Unfused (Megatron-LM tensor_parallel/cross_entropy.py with logits.float()):
  * forward = cast bf16->fp32 (r2 w4) + max (r4) + subtract max (r4 w4) + exp (r4 w4) + sum (r4) + divide by the

@@ -253,7 +253,10 @@ void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_stra
                     sim_cost *out) {
     double t = sim_mem_time(h, 2.0 * g->t * m->C * 2.0); /* gather rows + write */
     *out = (sim_cost){0};
-    out->fwd = t; out->bwd = 2 * t;
+    out->fwd = t;
+    /* backward: scatter-add of the rows into a dense, zero-filled V/tp x C gradient, then added into the fp32
+     * main gradient (SIM_EMBED_GRAD_BYTES per embedding parameter, every micro-batch) */
+    out->bwd = 2 * t + sim_mem_time(h, SIM_EMBED_GRAD_BYTES * (double)m->V / g->tp * m->C);
     /* vocab-parallel embedding: all-reduce (or reduce-scatter with SP) of the output */
     if (g->tp > 1) {
         double bytes = g->t * m->C * 2.0;
