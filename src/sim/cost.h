@@ -18,7 +18,7 @@ typedef struct {
 
 /* Host (CPU) time to launch one kernel in an eager PyTorch training framework (Megatron-LM / DeepSpeed): the
  * floor of a layer pass when its kernels are small. Calibrated on the vTrain single-node A100 sweep only
- * (tools/calibrate_host.sh; docs/validation.md), never on the published points. */
+ * (tools/calibrate_sim.py step 1; docs/validation.md), never on the published points. */
 #define SIM_HOST_S_PER_KERNEL 55e-6
 #define SIM_HOST_COMBINE_P 64 /* >= 64: max(GPU, host) */
 /* Throughput of the routed-expert GEMMs relative to a dense GEMM of the same per-GEMM FLOPs. Calibrated on the
