@@ -5,7 +5,9 @@
  * Equations and their sources: docs/cost-model.md ("Compute", "Layer operators", "Communication").
  * Conventions: GEMM (m x k)(k x n) = 2mnk FLOPs; backward of a GEMM = dX + dW = 2x its forward
  * (Narayanan et al. 2021, "Efficient large-scale language model training on GPU clusters", Sec. 5.1);
- * flash-attention backward = 2.5x its forward (Dao 2023, FlashAttention-2, Sec. 3: 5 matmuls vs 2). */
+ * flash-attention backward = 2.5x its forward's FLOPs (Dao 2023, FlashAttention-2, Sec. 3: 5 matmuls vs 2) at
+ * SIM_ATTN_BWD_EFF_RATIO x the forward's efficiency (FlashAttention-3 paper, Figs. 5-6); TP comm overlap taxes
+ * the GEMMs it overlaps (SIM_TP_OVERLAP_GEMM_TAX, Transformer Engine userbuffers). Constants: cost.h. */
 #include <math.h>
 #include "cost.h"
 
