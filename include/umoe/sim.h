@@ -115,6 +115,9 @@ typedef struct {
     double pred_tflops, meas_tflops;           /* per device, in the row's flops_kind convention */
     double pred_mfu, meas_mfu;
     double error;            /* pred_step / meas_step - 1 */
+    double pred_mem_gib, meas_mem_gib; /* peak allocated memory per device without the reserved share, GiB;
+                                        * NAN when the row has no mem_gib */
+    double mem_error;        /* pred_mem / meas_mem - 1 */
 } sim_validation_row;
 
 /* Reads and predicts every row. *rows is allocated (free with sim_validation_free). UMOE_EINPUT on a file

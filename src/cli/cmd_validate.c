@@ -125,6 +125,13 @@ int cmd_validate(int argc, char **argv) {
         sum += e;
         if (e > mx) mx = e;
     }
+    double *mem_err = umoe_malloc(sizeof(double) * (n > 0 ? n : 1), "memory errors");
+    int nm = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[i].ok && !isnan(rows[i].mem_error)) mem_err[nm++] = fabs(rows[i].mem_error);
+    qsort(mem_err, nm, sizeof *mem_err, cmp_dbl);
+    double mem_med = nm == 0 ? NAN : nm % 2 ? mem_err[nm / 2] : 0.5 * (mem_err[nm / 2 - 1] + mem_err[nm / 2]);
+    double mem_max = nm ? mem_err[nm - 1] : NAN;
     qsort(abs_err, ok, sizeof *abs_err, cmp_dbl);
     double med = ok == 0 ? NAN : ok % 2 ? abs_err[ok / 2] : 0.5 * (abs_err[ok / 2 - 1] + abs_err[ok / 2]);
     double mean = ok ? sum / ok : NAN;
@@ -148,6 +155,9 @@ int cmd_validate(int argc, char **argv) {
             num_or_null(&w, "error", r->error);
             jw_str(&w, "flops_kind", r->flops_kind);
             if (r->ok) jw_str(&w, "measured_from", r->compared); else jw_null(&w, "measured_from");
+            num_or_null(&w, "predicted_mem_gib", r->pred_mem_gib);
+            num_or_null(&w, "measured_mem_gib", r->meas_mem_gib);
+            num_or_null(&w, "mem_error", r->mem_error);
             jw_obj_close(&w);
         }
         jw_arr_close(&w);
@@ -158,6 +168,9 @@ int cmd_validate(int argc, char **argv) {
         num_or_null(&w, "median_abs_error", med);
         num_or_null(&w, "mean_abs_error", mean);
         num_or_null(&w, "max_abs_error", ok ? mx : NAN);
+        jw_int(&w, "memory_rows", nm);
+        num_or_null(&w, "memory_median_abs_error", mem_med);
+        num_or_null(&w, "memory_max_abs_error", mem_max);
         jw_obj_close(&w);
         jw_obj_close(&w);
         jw_end(&w);
@@ -181,8 +194,12 @@ int cmd_validate(int argc, char **argv) {
             }
         printf("\n%d rows, %d modelled, %d skipped. |step-time error|: median %.1f%%, mean %.1f%%, max %.1f%%\n", n,
                ok, n - ok, 100 * med, 100 * mean, 100 * (ok ? mx : NAN));
+        if (nm)
+            printf("peak memory per device (%d rows with a measured allocation): |error| median %.1f%%, max %.1f%%\n",
+                   nm, 100 * mem_med, 100 * mem_max);
     }
     umoe_free(abs_err, sizeof(double) * (n > 0 ? n : 1));
+    umoe_free(mem_err, sizeof(double) * (n > 0 ? n : 1));
     sim_validation_free(rows, n);
     return UMOE_EXIT_OK;
 }

@@ -12,8 +12,6 @@ typedef struct {
     double tp_fwd, tp_bwd;  /* TP (+SP) collectives, exposed after overlap */
     double cp_fwd, cp_bwd;  /* CP ring-attention KV passes, exposed */
     double ep_fwd, ep_bwd;  /* EP dispatch + combine, exposed */
-    double flops_model;     /* model FLOPs fwd+bwd on this device (MFU convention: attention per options) */
-    double flops_rc;        /* recomputed FLOPs */
     double params_dense;    /* parameters stored on this device, non-expert */
     double params_expert;   /* expert parameters stored on this device */
 } sim_cost;

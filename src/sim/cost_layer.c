@@ -96,7 +96,7 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     /* ---- norms and residual adds (sequence-parallel region: tn tokens) */
     int n_norm = m->norm == SPEC_NORM_SANDWICH ? 4 : 2;
     double t_norm = mem(h, &a, n_norm * 4.0 * tn * C);          /* read + write bf16 */
-    double t_resid = mem(h, &a, 2 * 3.0 * 2.0 * tn * C);        /* 2 residual adds: read 2, write 1 */
+    mem(h, &a, 2 * 3.0 * 2.0 * tn * C);                         /* 2 residual adds: read 2, write 1 */
     params_dense += n_norm * C;
     if (rc & SPEC_RC_NORM) rc_t += t_norm;
 
@@ -154,7 +154,7 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     if (rc & SPEC_RC_ATTN_CORE) rc_t += t_core;
 
     /* ---- FFN */
-    double t_act = 0, t_fc1_exp = 0, t_perm = 0, ep_comm = 0, shared_t = 0;
+    double t_act = 0, t_fc1_exp = 0, t_perm = 0, ep_comm = 0;
     if (!moe) {
         double F = m->F / tp;
         gemm(h, g, &a, t, (swiglu ? 2 : 1) * F, C);
@@ -179,11 +179,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         params_expert += e_loc * (swiglu ? 3 : 2) * C * Fe;
         if (m->E_shared > 0) {
             double Fs = (double)m->F_expert * m->E_shared / tp;
-            double before = a.t;
             gemm(h, g, &a, t, (swiglu ? 2 : 1) * Fs, C);
             t_act += mem(h, &a, 2.0 * t * Fs * (swiglu ? 3 : 2));
             gemm(h, g, &a, t, C, Fs);
-            shared_t = a.t - before;
             params_dense += (swiglu ? 3 : 2) * C * Fs;
         }
         /* EP: dispatch + combine per direction; volume = this rank's token-assignments x C x 2 bytes, scaled by
@@ -197,7 +195,6 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     if (rc & SPEC_RC_ACT) rc_t += t_act;
     if (rc & SPEC_RC_EXPERT_FC1) rc_t += t_fc1_exp;
     if (rc & SPEC_RC_PERMUTE) rc_t += t_perm;
-    (void)t_resid;
 
     /* ---- communication of the layer */
     int tp_pairs = (!moe || m->E_shared > 0) ? 2 : 1;  /* attention + (dense FFN | shared expert) */
@@ -215,13 +212,14 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     }
     double ep_f = ep_comm, ep_b = ep_comm;
     if (s->overlap_ep && moe) {
-        /* overlap with the other micro-batch's compute (Pangu adaptive pipe / DualPipe style): the window is
-         * the layer's compute in the opposite direction; without DualPipe only the attention + shared expert */
-        double win_f = s->schedule == SPEC_SCHED_DUALPIPE ? 2 * a.t : a.t - (t_fc1_exp) - t_perm;
-        ep_f = exposed(ep_comm, win_f);
-        ep_b = exposed(ep_comm, win_f);
+        /* cross-micro-batch overlap: the forward of one micro-batch runs while another's backward
+         * communicates, and the other way round (Pangu's adaptive pipe overlap: attention F hides combine B,
+         * MLP B hides dispatch F, ...; DeepSeek-V3 Sec. 3.2.1 DualPipe). Window of the forward's all-to-alls =
+         * the other micro-batch's backward compute of the layer, and vice versa. */
+        double bwd_win = 2.0 * (a.t - t_core) + t_core_b;
+        ep_f = exposed(ep_comm, bwd_win);
+        ep_b = exposed(ep_comm, a.t);
     }
-
     /* Host-bound floor: kernels are launched asynchronously, so a layer pass takes at least its launch time
      * (kernels x host seconds per kernel; the backward launches about twice as many kernels). */
     double host = host_s_per_kernel(o);
@@ -238,8 +236,6 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     out->ep_fwd = ep_f; out->ep_bwd = ep_b;
     out->params_dense = params_dense;
     out->params_expert = params_expert;
-    out->flops_model = 0; out->flops_rc = 0; /* filled at model level (step.c) */
-    (void)shared_t;
 }
 
 void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,

@@ -184,7 +184,20 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     default: bubble = fill; break;
     }
     if (bubble < 0 || pp == 1) bubble = 0;
-    double t_pipe = n_mb * t_max + bubble;
+    double busy_scale = 1.0;
+    if (s->schedule == SPEC_SCHED_DUALPIPE && pp > 1) {
+        /* DualPipe: device d runs stage d of one direction and stage pp-1-d of the other, half the micro-batches
+         * each, so its work per micro-batch is the mean of the two stages */
+        double dmax = 0;
+        for (int st = 0; st < pp; st++) {
+            const sim_cost *a = &stage[st], *b = &stage[pp - 1 - st];
+            double ta = a->fwd + a->tp_fwd + a->cp_fwd + a->ep_fwd + a->bwd + a->rc + a->tp_bwd + a->cp_bwd + a->ep_bwd;
+            double tb = b->fwd + b->tp_fwd + b->cp_fwd + b->ep_fwd + b->bwd + b->rc + b->tp_bwd + b->cp_bwd + b->ep_bwd;
+            if (0.5 * (ta + tb) > dmax) dmax = 0.5 * (ta + tb);
+        }
+        if (t_max > 0) busy_scale = dmax / t_max;
+    }
+    double t_pipe = n_mb * t_max * busy_scale + bubble;
 
     /* ---- PP point-to-point: one activation (t x C, bf16) per micro-batch chunk and direction, split over the
      * TP ranks (each sends 1/tp over its own link: SP shards, or Megatron's scatter/gather optimisation,
@@ -217,7 +230,11 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
                                &r->pipeline);
         if (!pst) {
             t_pipe = r->pipeline.makespan;
-            bubble = t_pipe - n_mb * t_max;
+            /* the busiest device's own work; DualPipe spreads stage s and pp-1-s over one device, so it can be
+             * below n_mb x the slowest stage: the component times below are scaled to it */
+            double busy = t_pipe * (1.0 - r->pipeline.bubble_frac);
+            busy_scale = n_mb * t_max > 0 ? busy / (n_mb * t_max) : 1.0;
+            bubble = t_pipe - busy;
             t_pp = 0; /* the event simulation charges p2p on its edges: exposed p2p is inside the makespan */
             if (bubble < 0) bubble = 0;
         }
@@ -250,11 +267,12 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
 
     double step = t_pipe + t_pp + t_dp + t_opt;
     r->step_time_s = step;
-    r->breakdown[SIM_T_COMPUTE] = n_mb * (worst.fwd + worst.bwd);
-    r->breakdown[SIM_T_RECOMPUTE] = n_mb * worst.rc;
-    r->breakdown[SIM_T_TP] = n_mb * (worst.tp_fwd + worst.tp_bwd);
-    r->breakdown[SIM_T_CP] = n_mb * (worst.cp_fwd + worst.cp_bwd);
-    r->breakdown[SIM_T_EP] = n_mb * (worst.ep_fwd + worst.ep_bwd);
+    double k_mb = n_mb * busy_scale;
+    r->breakdown[SIM_T_COMPUTE] = k_mb * (worst.fwd + worst.bwd);
+    r->breakdown[SIM_T_RECOMPUTE] = k_mb * worst.rc;
+    r->breakdown[SIM_T_TP] = k_mb * (worst.tp_fwd + worst.tp_bwd);
+    r->breakdown[SIM_T_CP] = k_mb * (worst.cp_fwd + worst.cp_bwd);
+    r->breakdown[SIM_T_EP] = k_mb * (worst.ep_fwd + worst.ep_bwd);
     r->breakdown[SIM_T_PP] = t_pp;
     r->breakdown[SIM_T_DP] = t_dp;
     r->breakdown[SIM_T_BUBBLE] = bubble;

@@ -155,6 +155,8 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
     umoe_strlcpy(o->id, cell(r, "id"), sizeof o->id);
     umoe_strlcpy(o->flops_kind, *cell(r, "flops_kind") ? cell(r, "flops_kind") : "model", sizeof o->flops_kind);
     o->pred_step_s = o->meas_step_s = o->pred_tflops = o->pred_mfu = o->error = NAN;
+    o->pred_mem_gib = o->mem_error = NAN;
+    o->meas_mem_gib = num(r, "mem_gib", &bad);
     o->meas_tflops = num(r, "tflops_per_gpu", &bad);
     o->meas_mfu = num(r, "mfu", &bad);
     double step = num(r, "step_s", &bad), peak_row = num(r, "peak_tflops", &bad);
@@ -187,6 +189,9 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
         umoe_strlcpy(o->compared, "mfu", sizeof o->compared);
     }
     o->error = o->pred_step_s / o->meas_step_s - 1;
+    /* memory: the allocator's peak (what PyTorch reports as allocated) excludes the runtime's reserved share */
+    o->pred_mem_gib = (res.memory_peak_bytes - res.memory[SIM_M_RESERVED]) / 1073741824.0;
+    if (has(o->meas_mem_gib) && o->meas_mem_gib > 0) o->mem_error = o->pred_mem_gib / o->meas_mem_gib - 1;
     o->ok = 1;
 }
 

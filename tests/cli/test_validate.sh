@@ -54,3 +54,8 @@ expect_err validate_no_file 'cannot read' $UMOE validate "$T/none.csv"
 printf 'a,b\n1,2\n' > "$T/cols.csv"
 expect_err validate_bad_columns 'needs at least the columns' $UMOE validate "$T/cols.csv"
 expect_err validate_unknown_flag 'unknown argument' $UMOE validate --frob
+# memory model: predicted peak allocation vs the SimuMax B200 measurements (no memory constant is calibrated)
+out=$($UMOE validate data/validation/simumax_b200.csv)
+mm=$(printf '%s' "$out" | sed -n 's/.*peak memory per device (43 rows .*median \([0-9.]*\)%.*/\1/p')
+if [ -n "$mm" ] && awk -v m="$mm" 'BEGIN { exit !(m <= 2.5) }'; then echo "PASS validate_memory_median ($mm%)"
+else echo "FAIL validate_memory_median ('$mm'): $(printf '%s' "$out" | tail -2)"; fi
