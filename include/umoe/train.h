@@ -211,6 +211,10 @@ typedef struct {
     int progress;             /* -1 auto (stderr is a terminal), 0 a line every few steps, 1 one \r-updated
                                * line, 2 none */
     train_opts o;
+    /* memory optimisations (model.h, docs/engine-memory.md); zero = none */
+    unsigned recompute;       /* SPEC_RC_* flags (--recompute) */
+    model_offload_kind offload; /* --offload none | host | file:DIR */
+    const char *offload_dir;
 } train_config;
 void train_config_defaults(train_config *c);
 

@@ -88,7 +88,7 @@ void model_moe_forward(umoe_model *m, const layer_w *w, layer_act *a, int N, dou
         router_grouped_select(a->idx, a->w, a->scores, s->score_bias ? P(w->score_bias) : NULL, (size_t)N, E, K,
                               (size_t)s->router_groups, s->norm_topk, (float)s->routed_scale);
     moe_group(a->counts, a->offsets, a->order, a->idx, (size_t)N, K, E);
-    memcpy(m->expert_load + (size_t)slot * E, a->counts, E * sizeof(int32_t));
+    if (!m->recomputing) memcpy(m->expert_load + (size_t)slot * E, a->counts, E * sizeof(int32_t));
     moe_permute_forward(a->rows, a->n2, a->order, NK, K, C);
     /* split hooks (src/dist --overlap): the exchange is in flight while the shared experts compute */
     int split = m->ops && m->ops->experts_forward_start && m->ops->experts_forward_finish;
@@ -105,6 +105,7 @@ void model_moe_forward(umoe_model *m, const layer_w *w, layer_act *a, int N, dou
         memset(a->fo, 0, (size_t)N * C * sizeof(float));
     if (split) m->ops->experts_forward_finish(m->ops->ctx, m, w->index, slot, a->eout);
     moe_unpermute_forward(a->fo, a->eout, a->w, a->order, NK, K, C);
+    if (m->recomputing) return; /* full recompute: the losses, their coefficients and the loads are kept */
     *aux += aux_loss(m, slot, a, N);
     if (s->z_loss > 0) *z += z_loss(m, a, N);
 }

@@ -137,6 +137,8 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     /* the loader's generator is seeded apart from the model's initialisation */
     if ((st = train_loader_init(&ld, &data, o->B, o->T, s->mtp, o->val_frac, o->seed ^ 0x6c6f61646572ULL))) goto done;
     if ((st = model_init(&m, s, o->B, o->T, o->seed))) goto done;
+    if ((st = model_set_recompute(m, c->recompute)) || (st = model_set_offload(m, c->offload, c->offload_dir)))
+        goto done;
     int n_t = 0;
     const model_tensor *tt = model_tensors(m, &n_t);
     size_t n_params = model_n_params(m);
@@ -231,6 +233,10 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
                 r->val_loss = ev.lm_loss;
             }
         }
+        model_memory mem; /* the model's own report; the AdamW m and v are the trainer's */
+        model_memory_report(m, &mem);
+        mem.optimizer = 2 * n_params * sizeof(float);
+        sm.mem = &mem;
         train_metrics_log(log, &sm);
         double el = umoe_now() - t_run;
         double eta = el / (double)(step + 1 - step0) * (double)(o->steps - step - 1);
