@@ -9,11 +9,12 @@
  *   - causal attention forward / backward, B = 1, T = 1024, H = 8, Dk = Dv = 64; FLOPs counted for the causal
  *     half (forward 2*B*H*T*(T+1)/2*(Dk+Dv), backward 2x forward for the GEMMs it recomputes plus dq/dk/dv:
  *     counted as 2.5x forward, as FlashAttention-2 does).
- * Each figure is the best of repeated runs lasting at least BENCH_MIN_S seconds; the peak is measured before
+ * Each figure is the best of repeated runs lasting at least bench_min_s seconds; the peak is measured before
  * and after the kernels and the better one is used (the machine may be shared).
  * If OpenBLAS picked kernels older than the CPU (nn_blas_better_coretype), it re-runs itself with
  * OPENBLAS_CORETYPE set; run it with OPENBLAS_CORETYPE=Prescott to see the untuned figures.
- * Usage: build/bench/bench_nn [threads...]   (default: 1 2) */
+ * Usage: build/bench/bench_nn [threads...] [NAME]   (default threads: 1 2; NAME: only the cases whose name
+ *        contains it, e.g. MoE) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,9 @@
 #include <cblas.h>
 #endif
 
-#define BENCH_MIN_S 0.5
+/* seconds of repeated runs per figure; BENCH_NN_MIN_S overrides (longer runs find quieter moments on a
+ * shared machine) */
+static double bench_min_s = 0.5;
 
 static void set_threads(int t) {
 #ifdef UMOE_OPENMP
@@ -54,7 +57,7 @@ static double best_time(bench_fn f, void *ctx, double *cpu) {
     f(ctx); /* warm-up */
     double best = 1e30, bestc = 1e30, start = umoe_now();
     int reps = 0;
-    while (reps < 2 || umoe_now() - start < BENCH_MIN_S) {
+    while (reps < 2 || umoe_now() - start < bench_min_s) {
         double t0 = umoe_now(), c0 = cpu_now();
         f(ctx);
         double dt = umoe_now() - t0, dc = cpu_now() - c0;
@@ -138,8 +141,14 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
         fprintf(stderr, "bench_nn: re-exec failed; continuing with %s\n", nn_blas_corename());
     }
-    int threads[8] = {1, 2}, nt = 2;
-    if (argc > 1) { nt = 0; for (int i = 1; i < argc && nt < 8; i++) threads[nt++] = atoi(argv[i]); }
+    if (getenv("BENCH_NN_MIN_S") && atof(getenv("BENCH_NN_MIN_S")) > 0) bench_min_s = atof(getenv("BENCH_NN_MIN_S"));
+    int threads[8] = {1, 2}, nt = 0;
+    const char *only = NULL; /* a non-numeric argument: run only the cases whose name contains it */
+    for (int i = 1; i < argc; i++) {
+        if (atoi(argv[i]) > 0 && nt < 8) threads[nt++] = atoi(argv[i]);
+        else only = argv[i];
+    }
+    if (nt == 0) nt = 2;
     umoe_rng r; umoe_rng_seed(&r, 7);
 #ifdef UMOE_BLAS
     const char *blas = "OpenBLAS";
@@ -195,6 +204,7 @@ int main(int argc, char **argv) {
         double c1, c2, g[16], gc[16];
         double peak = f_sq / best_time(run_mm_fwd, &sq, &c1) / 1e9, peakc = f_sq / c1 / 1e9;
         for (size_t k = 0; k < nc; k++) {
+            if (only && !strstr(cases[k].name, only)) { g[k] = gc[k] = 0; continue; }
             double c, t = best_time(cases[k].fn, cases[k].ctx, &c);
             g[k] = cases[k].flops / t / 1e9;
             gc[k] = cases[k].flops / c / 1e9;
@@ -206,7 +216,7 @@ int main(int argc, char **argv) {
         printf("threads %d\n", threads[i]);
         printf("  %-48s %7.1f GFLOP/s          %7.1f GFLOP/s/CPU-s\n", "sgemm peak        2048x2048x2048", peak, peakc);
         for (size_t k = 0; k < nc; k++)
-            printf("  %-48s %7.1f GFLOP/s (%5.1f%%) %7.1f GFLOP/s/CPU-s (%5.1f%%)\n", cases[k].name, g[k],
+            if (g[k] > 0) printf("  %-48s %7.1f GFLOP/s (%5.1f%%) %7.1f GFLOP/s/CPU-s (%5.1f%%)\n", cases[k].name, g[k],
                    100 * g[k] / peak, gc[k], 100 * gc[k] / peakc);
         fflush(stdout);
     }

@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* out (N,O) = in (N,C) @ w(O,C)^T + bias (O) [bias may be NULL]. OpenBLAS sgemm. */
+/* out (N,O) = in (N,C) @ w(O,C)^T + bias (O) [bias may be NULL]. OpenBLAS sgemm (with BLAS's own threads: do not
+ * call from inside your own OpenMP region unless BLAS is single-threaded there). N = 0 does nothing. */
 void matmul_forward(float *out, const float *in, const float *w, const float *bias, size_t N, size_t C, size_t O);
 void matmul_forward_naive(float *out, const float *in, const float *w, const float *bias, size_t N, size_t C, size_t O);
 /* din (N,C) += dout @ w; dw (O,C) += dout^T @ in; dbias (O) += sum_rows dout. */
@@ -29,7 +30,9 @@ void rmsnorm_backward(float *din, float *dw, const float *dout, const float *in,
  * x1 = x[0:D/2], x2 = x[D/2:D]; with angle a_i = pos * theta^(-2i/D):
  *   out1 = x1 cos a - x2 sin a ;  out2 = x2 cos a + x1 sin a.
  * x is (B, T, H, stride) and the rotary part is the D elements starting at column `off` of each head row
- * (so MLA's rope slice can be rotated in place). pos = t. In-place allowed (out == in). */
+ * (so MLA's rope slice can be rotated in place). pos = t. In-place allowed (out == in). The op is the identity
+ * outside the slice: forward with out != in copies the other columns; backward adds dout into din there (so a
+ * nope part passes through). Backward with din == dout transforms the buffer in place (overwrites the slice). */
 void rope_forward(float *out, const float *in, size_t B, size_t T, size_t H, size_t stride, size_t off, size_t D,
                   float theta);
 void rope_backward(float *din, const float *dout, size_t B, size_t T, size_t H, size_t stride, size_t off, size_t D,
@@ -52,6 +55,9 @@ void attention_backward_naive(float *dq, float *dk, float *dv, const float *dout
 /* SwiGLU: out = silu(g) * u, elementwise over n values. */
 void swiglu_forward(float *out, const float *g, const float *u, size_t n);
 void swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n);
+/* The same over a fused buffer gu (N, 2F) whose rows are [gate (F) | up (F)]: out (N, F); dgu (N, 2F) +=. */
+void swiglu_fused_forward(float *out, const float *gu, size_t N, size_t F);
+void swiglu_fused_backward(float *dgu, const float *dout, const float *gu, size_t N, size_t F);
 
 /* Router. logits (N,E) -> scores (N,E) (softmax over E, or sigmoid). Selection uses scores + bias (bias (E) may be
  * NULL; aux-loss-free balancing); weights use the unbiased scores: w_j = score[idx_j], renormalised over the
@@ -64,6 +70,13 @@ void router_forward(float *scores, int32_t *idx, float *w, const float *logits, 
  * the aux loss which reads the scores directly). */
 void router_backward(float *dlogits, const float *dw, const float *dscores, const float *scores, const int32_t *idx,
                      const float *w, size_t N, size_t E, size_t K, int score_kind, int norm_topk, float scale);
+
+/* Grouped selection (MoGE, Pangu Pro MoE arXiv 2505.21411; src/nn/router_grouped.c): overwrite idx (N,K) and
+ * w (N,K) of router_forward with K/G experts from each of G equal groups of consecutive expert ids, chosen on
+ * scores + bias (scores (N,E) from router_forward: softmax over all E). Same weight rule as router_forward, so
+ * router_backward applies. Requires E % G == 0 and K % G == 0. */
+void router_grouped_select(int32_t *idx, float *w, const float *scores, const float *bias, size_t N, size_t E,
+                           size_t K, size_t G, int norm_topk, float scale);
 
 /* MoE dispatch bookkeeping (counting sort of token-assignments by expert, stable in assignment order).
  * idx (N,K): assignment a = n*K + j goes to expert idx[a]. counts (E), offsets (E+1), order (N*K): order[r] =

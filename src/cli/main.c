@@ -1,7 +1,10 @@
 /* main.c - the umoe binary: dispatches to one file per command. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
+#include "umoe/nn.h"
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *summary; } command;
 
@@ -26,7 +29,19 @@ static void usage(FILE *f) {
                "Exit codes: 0 ok, 1 the run failed, 2 bad input.\n");
 }
 
+/* OpenBLAS picks its kernels when it is loaded; where it picked an older family than this CPU runs (nn.h:
+ * 0.3.21 takes recent Xeons for Prescott, ~7x slower sgemm), the commands that run GEMMs start again with
+ * OPENBLAS_CORETYPE set. Set the variable yourself to choose otherwise. */
+static void blas_kernels_fix(int argc, char **argv) {
+    if (argc < 2 || (strcmp(argv[1], "train") && strcmp(argv[1], "eval") && strcmp(argv[1], "bench"))) return;
+    const char *better = nn_blas_better_coretype();
+    if (!better || getenv("OPENBLAS_CORETYPE")) return;
+    setenv("OPENBLAS_CORETYPE", better, 1);
+    execv("/proc/self/exe", argv); /* returns only on failure: go on with the kernels already loaded */
+}
+
 int main(int argc, char **argv) {
+    blas_kernels_fix(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return UMOE_EXIT_INPUT;

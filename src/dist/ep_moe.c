@@ -25,6 +25,7 @@ struct ep_moe {
     int n_slots;
     ep_slot *slot;
     model_moe_ops ops;
+    ep_moe_times times;
 };
 
 static void fatal(const char *where) {
@@ -101,9 +102,16 @@ static void hook_forward(void *ctx, umoe_model *m, int layer, int slot, const fl
     float *gu = dist_buf_reserve(&s->gu, n * 2 * Fe * sizeof(float));
     float *act = dist_buf_reserve(&s->act, n * Fe * sizeof(float));
     float *eout = dist_buf_reserve(&s->eout, n * C * sizeof(float));
+    double t0 = umoe_now();
     if (ep_dispatch_forward(s->plan, recv, rows, C)) fatal("dispatch");
+    double t1 = umoe_now();
     experts_fwd(x, s, layer, recv, gu, act, eout);
+    double t2 = umoe_now();
     if (ep_combine_forward(s->plan, out, eout, C)) fatal("combine");
+    x->times.dispatch_s += t1 - t0;
+    x->times.expert_s += t2 - t1;
+    x->times.combine_s += umoe_now() - t2;
+    x->times.rows_recv += (double)n;
 }
 
 static void hook_backward(void *ctx, umoe_model *m, int layer, int slot, const float *dout, const int32_t *counts,
@@ -120,27 +128,37 @@ static void hook_backward(void *ctx, umoe_model *m, int layer, int slot, const f
     float *d_eout = dist_buf_reserve(&s->d_eout, n * C * sizeof(float));
     float *d_recv = dist_buf_reserve(&s->d_recv, n * C * sizeof(float));
     float *dsend = dist_buf_reserve(&s->dsend, NK * C * sizeof(float));
+    double t0 = umoe_now();
     if (ep_combine_backward(s->plan, d_eout, dout, C)) fatal("combine backward");
+    double t1 = umoe_now();
     memset(d_recv, 0, n * C * sizeof(float));
     experts_bwd(x, s, layer, d_eout, d_recv);
+    double t2 = umoe_now();
     if (ep_dispatch_backward(s->plan, dsend, d_recv, C)) fatal("dispatch backward");
+    x->times.combine_s += t1 - t0;
+    x->times.expert_s += t2 - t1;
+    x->times.dispatch_s += umoe_now() - t2;
     for (size_t i = 0; i < NK * C; i++) drows[i] += dsend[i];
 }
 
-/* EP-group scope (Pangu Ultra MoE): counts, probability sums and tokens summed over the EP group. */
+/* EP-group scope (Pangu Ultra MoE): f_i counts the token-assignments of the whole EP group,
+ * f_i = E / (K N_group) count_group_i, while P_i stays this rank's mean probability, so that each rank's aux
+ * gradient alpha f_i / N_local, averaged over the data-parallel ranks like the LM loss, equals the gradient of
+ * the group-scope loss of one model over the whole batch (the loss value, averaged over the group's ranks,
+ * equals it too). The model computes f from (counts, tokens) and P from (psum, tokens): returning
+ * counts = count_group * N_local / N_group and tokens = N_local gives exactly that. */
 static void hook_aux(void *ctx, int slot, double *counts, double *psum, double *tokens) {
     ep_moe *x = ctx;
     int X = x->d->n_experts;
-    double buf[2 * 4096 + 1];
+    double buf[4096 + 1];
     (void)slot;
+    (void)psum;
     if (X > 4096) { umoe_fail("aux reduce: %d experts above 4096", X); fatal("aux reduce"); }
     memcpy(buf, counts, (size_t)X * sizeof(double));
-    memcpy(buf + X, psum, (size_t)X * sizeof(double));
-    buf[2 * X] = *tokens;
-    if (dist_allreduce_sum_f64(buf, (size_t)(2 * X + 1), x->d->ep)) fatal("aux reduce");
-    memcpy(counts, buf, (size_t)X * sizeof(double));
-    memcpy(psum, buf + X, (size_t)X * sizeof(double));
-    *tokens = buf[2 * X];
+    buf[X] = *tokens;
+    if (dist_allreduce_sum_f64(buf, (size_t)(X + 1), x->d->ep)) fatal("aux reduce");
+    double scale = buf[X] > 0 ? *tokens / buf[X] : 0;
+    for (int i = 0; i < X; i++) counts[i] = buf[i] * scale;
 }
 
 umoe_status ep_moe_init(ep_moe **out, const dist_ctx *d, umoe_model *m, ep_a2a_kind kind) {
@@ -212,6 +230,9 @@ int ep_moe_is_local(const ep_moe *x, int slot, int expert) {
     return slot >= 0 && slot < x->n_slots && expert >= 0 && expert < x->d->n_experts &&
            x->slot[slot].owner[expert] == x->d->ep_rank;
 }
+
+const int32_t *ep_moe_owner(const ep_moe *x, int slot) { return x->slot[slot].owner; }
+const ep_moe_times *ep_moe_times_get(const ep_moe *x) { return &x->times; }
 
 void ep_moe_traffic(const ep_moe *x, ep_traffic *t) {
     memset(t, 0, sizeof *t);

@@ -84,6 +84,9 @@ void model_moe_forward(umoe_model *m, const layer_w *w, layer_act *a, int N, dou
     matmul_forward(a->rlogits, a->n2, P(w->router), NULL, (size_t)N, C, E);
     router_forward(a->scores, a->idx, a->w, a->rlogits, s->score_bias ? P(w->score_bias) : NULL, (size_t)N, E, K,
                    score_kind(m), s->norm_topk, (float)s->routed_scale);
+    if (s->router_groups > 1) /* MoGE (Pangu Pro MoE): K / G experts from each of G groups */
+        router_grouped_select(a->idx, a->w, a->scores, s->score_bias ? P(w->score_bias) : NULL, (size_t)N, E, K,
+                              (size_t)s->router_groups, s->norm_topk, (float)s->routed_scale);
     moe_group(a->counts, a->offsets, a->order, a->idx, (size_t)N, K, E);
     if (!m->recomputing) memcpy(m->expert_load + (size_t)slot * E, a->counts, E * sizeof(int32_t));
     moe_permute_forward(a->rows, a->n2, a->order, NK, K, C);

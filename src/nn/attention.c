@@ -100,7 +100,9 @@ static void backward_group(float *dq, float *dk, float *dv, const float *dout, c
                 for (size_t d = 0; d < Dv; d++) Di += (double)dop[r * H * Dv + d] * op[r * H * Dv + d];
                 float *ds = dS + r * T;
                 const float *p = P + r * T;
-                for (size_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - (float)Di);
+                float di = (float)Di;
+#pragma omp simd
+                for (size_t j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - di);
             }
             if (dq) nn_gemm(0, 0, m, Dk, n, scale, dS, T, kp, Hk * Dk, 1.0f, dq + ((b * T + i0) * H + h) * Dk, H * Dk);
             if (dkp) nn_gemm(1, 0, n, Dk, m, scale, dS, T, qp, H * Dk, 1.0f, dkp, Hk * Dk);

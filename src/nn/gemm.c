@@ -1,8 +1,10 @@
 /* gemm.c - the one general matrix multiply that the kernels of src/nn build on (matmul, attention, the
  * grouped expert GEMMs through matmul). With UMOE_BLAS it is OpenBLAS cblas_sgemm; without it a loop
  * implementation, parallel over rows of C with OpenMP when not already inside a parallel region.
- * Also the guard that keeps OpenBLAS single-threaded inside our own OpenMP regions.
- * Does not: check shapes beyond assertions (callers own their dimensions). */
+ * Also the guard that keeps OpenBLAS single-threaded inside our own OpenMP regions, and the report of
+ * which OpenBLAS kernel family is loaded (nn_blas_corename / nn_blas_better_coretype, see nn.h).
+ * Does not: check shapes (callers own their dimensions) beyond asserting they fit BLAS's int. */
+#include <limits.h>
 #include "nn_internal.h"
 #include "umoe/common.h"
 #ifdef UMOE_BLAS
@@ -65,6 +67,7 @@ void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const fl
             for (size_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
+    UMOE_ASSERT(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 #else

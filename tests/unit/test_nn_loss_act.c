@@ -72,9 +72,30 @@ static void test_swiglu(void) {
     nc_free(c.out, c.n); nc_free(c.g, c.n); nc_free(c.u, c.n); nc_free(c.r, c.n);
 }
 
+/* the fused layout equals the split kernels row by row (bit-identical), forward and accumulating backward */
+static void test_swiglu_fused(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 22);
+    size_t N = 5, F = 9;
+    float *gu = nc_alloc(N * 2 * F), *o1 = nc_alloc(N * F), *o2 = nc_alloc(N * F), *d = nc_alloc(N * F);
+    float *dgu1 = nc_alloc(N * 2 * F), *dgu2 = nc_alloc(N * 2 * F);
+    nc_fill(&rng, gu, N * 2 * F, 4); nc_fill(&rng, d, N * F, 1); nc_fill(&rng, dgu1, N * 2 * F, 1);
+    memcpy(dgu2, dgu1, N * 2 * F * sizeof(float));
+    swiglu_fused_forward(o1, gu, N, F);
+    swiglu_fused_backward(dgu1, d, gu, N, F);
+    for (size_t r = 0; r < N; r++) {
+        swiglu_forward(o2 + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
+        swiglu_backward(dgu2 + r * 2 * F, dgu2 + r * 2 * F + F, d + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
+    }
+    CHECK_REL(o1, o2, N * F, 1e-7, "fused forward");
+    CHECK_REL(dgu1, dgu2, N * 2 * F, 1e-7, "fused backward");
+    nc_free(gu, N * 2 * F); nc_free(o1, N * F); nc_free(o2, N * F); nc_free(d, N * F);
+    nc_free(dgu1, N * 2 * F); nc_free(dgu2, N * 2 * F);
+}
+
 int main(void) {
     RUN(test_crossentropy_forward);
     RUN(test_crossentropy_gradcheck);
     RUN(test_swiglu);
+    RUN(test_swiglu_fused);
     TEST_MAIN_END();
 }

@@ -62,6 +62,7 @@ static void test_router_gradcheck(void) {
         }
         if (use_bias) for (size_t e = 0; e < c.E; e++) c.bias[e] = (e % 2) ? 0.05f : -0.03f;
         float *bias = use_bias ? c.bias : NULL;
+        if (!use_bias) nc_free(c.bias, c.E);
         c.bias = bias;
         nc_fill(&rng, c.rw, nk, 1); nc_fill(&rng, c.rs, ne, 1);
         router_forward(c.scores, c.idx0, c.w, c.logits, c.bias, c.N, c.E, c.K, c.kind, c.norm, c.scale);
