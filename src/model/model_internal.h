@@ -146,6 +146,7 @@ void model_offload_free(umoe_model *m);
 model_offload_kind model_offload_kind_of(const umoe_model *m, const char **dir); /* dir: file mode only */
 double model_offload_moved(const umoe_model *m);       /* bytes moved out and back so far */
 double model_offload_wait_s(const umoe_model *m);      /* seconds the compute thread waited for moves */
+double model_offload_busy_s(const umoe_model *m);      /* seconds the mover spent moving */
 size_t model_offload_pool_bytes(const umoe_model *m);
 /* model_init.c */
 void model_init_weights(umoe_model *m, uint64_t seed);
