@@ -120,6 +120,7 @@ struct umoe_model {
     /* memory optimisations (docs/engine-memory.md) */
     unsigned rc;                  /* SPEC_RC_* recompute flags the arena was carved for */
     int recomputing;              /* 1 while backward reruns forward code: no losses, loads or aux statistics */
+    int forward_only;             /* 1 inside model_forward: no backward will read the saved activations */
     float *rc_rstd;               /* (N) where recomputed norms write their rstd (the saved one stays untouched) */
     double rc_seconds;            /* wall time spent recomputing since model_init */
     size_t arena_resident, arena_shared, arena_slots, arena_other, arena_dispatch; /* bytes, see model_memory */

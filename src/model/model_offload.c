@@ -4,7 +4,8 @@
  * top-k, which later code reads) one of two working slots, slot l % 2. ONE background thread (pthreads) runs a
  * FIFO of moves:
  *   forward:  before layer l runs, wait until slot l % 2 is free (the move of layer l-2 is done); after it
- *             ran, queue "store l": slot -> pool block l (memcpy, or pwrite into the file);
+ *             ran, queue "store l": slot -> pool block l (memcpy, or pwrite into the file); a forward-only
+ *             call (model_forward, evaluation) stores nothing;
  *   backward: before layer l's backward, make sure slot l % 2 holds layer l (the last two forward layers are
  *             still there), queue "load l-1" into the other slot (prefetch: it overlaps layer l's backward),
  *             and wait for layer l's own load.
@@ -135,6 +136,10 @@ void model_offload_before_forward(umoe_model *m, int l) {
 void model_offload_after_forward(umoe_model *m, int l) {
     model_offload *o = m->off;
     if (!o || !m->slot_bytes[l]) return;
+    if (m->forward_only) { /* evaluation: no backward reads it, so nothing is stored */
+        o->owner[l % 2] = l;
+        return;
+    }
     enqueue(o, OFF_STORE, l, l % 2);
 }
 
