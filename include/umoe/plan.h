@@ -58,7 +58,8 @@ typedef struct {
 
 typedef struct {
     long long evaluated;   /* evaluator calls on the closed-form path */
-    long long feasible;    /* of those, how many fit in memory (pruned candidates provably do not) */
+    long long feasible;    /* of those, how many fit in memory (pruned candidates provably do not; bounded ones
+                            * may: with no_bound or no_prune this is every strategy that fits) */
     long long pruned;      /* candidates skipped because a lighter variant already did not fit */
     long long bounded;     /* candidates skipped because a faster variant already ranks below the best K */
     long long layouts;     /* (tp, cp, pp, vpp, ep, etp, dp) tuples accepted by spec_strategy_check */

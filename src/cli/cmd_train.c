@@ -40,8 +40,8 @@ static void usage(FILE *f) {
             "  --recompute P    recompute activations in backward: none, selective, full, or a comma list of\n"
             "                   norm, activation, attn_core, mla_up, expert_fc1, permute (none)\n"
             "  --offload MODE   move activations out of the arena between forward and backward: none, host,\n"
-            "                   or file:DIR (a file in DIR, removed at exit) (none)\n\n"
-            "expert parallelism, under mpirun (any of these, or running under mpirun, selects it):\n"
+            "                   or file:DIR (a file in DIR, removed at exit) (none)\n"
+            "\nexpert parallelism, under mpirun (any of these, or running under mpirun, selects it):\n"
             "  --ep E           ranks per expert-parallel group; R / E groups replicate the experts (1)\n"
             "                   --batch is then the global batch: each of the R ranks takes B / R sequences\n"
             "  --a2a KIND       flat or hierarchical all-to-all (flat)\n"
@@ -116,11 +116,7 @@ int cmd_train(int argc, char **argv) {
             else if (!strcmp(v, "off")) c.progress = 2;
             else { fprintf(stderr, "umoe train: --progress = \"%s\" is not allowed (auto, line, tty or off)\n", v); return UMOE_EXIT_INPUT; }
         }
-        else if (!strcmp(a, "--recompute")) {
-            if (spec_recompute_parse(v, "command line", "--recompute", &c.recompute)) return cli_input_error();
-        } else if (!strcmp(a, "--offload")) {
-            if (model_offload_parse(v, "--offload", &c.offload, &c.offload_dir)) return cli_input_error();
-        } else if (!strcmp(a, "--a2a")) {
+        else if (!strcmp(a, "--a2a")) {
             if (!strcmp(v, "flat")) ep.hierarchical = 0;
             else if (!strcmp(v, "hierarchical")) ep.hierarchical = 1;
             else { fprintf(stderr, "umoe train: --a2a = \"%s\" is not allowed (flat or hierarchical)\n", v); return UMOE_EXIT_INPUT; }
@@ -138,6 +134,11 @@ int cmd_train(int argc, char **argv) {
         INT("--placement-window", 1, 100000, ep.placement_window)
         INT("--grad-bucket", 0, 1LL << 40, ep.bucket_floats)
         NUM("--placement-bw", 1, 1e18, ep.placement_bw)
+        else if (!strcmp(a, "--recompute")) {
+            if (spec_recompute_parse(v, "command line", "--recompute", &c.recompute)) return cli_input_error();
+        } else if (!strcmp(a, "--offload")) {
+            if (model_offload_parse(v, "--offload", &c.offload, &c.offload_dir)) return cli_input_error();
+        }
         INT("--steps", 1, 1000000000LL, c.o.steps)
         INT("--batch", 1, 65536, c.o.B)
         INT("--seq", 1, 1 << 20, c.o.T)

@@ -133,6 +133,13 @@ static double tick_step(double lo, double hi, int n) {
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
+/* Is this shape the space's base model (every swept dimension at the base's value)? */
+static int is_base_shape(const sweep_space *sp, const spec_model *m) {
+    const spec_model *b = &sp->base;
+    return m->L == b->L && m->C == b->C && m->H == b->H && m->E == b->E && m->K == b->K && m->E_shared == b->E_shared &&
+           m->F_expert == b->F_expert && m->attn == b->attn && m->first_k_dense == b->first_k_dense;
+}
+
 /* A growable text buffer (counted allocator) for the SVG, written atomically at the end. */
 typedef struct { char *p; size_t len, cap; } svg_buf;
 static void sb_printf(svg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -198,6 +205,13 @@ umoe_status sweep_report_svg(const char *path, const sweep_space *sp, const swee
             H - 18, active ? "activated" : "total");
     sb_printf(f, "<text x=\"18\" y=\"%d\" transform=\"rotate(-90 18 %d)\" text-anchor=\"middle\">tokens/s (best "
                "strategy)</text>\n", (T + H - B) / 2, (T + H - B) / 2);
+    /* legend rows: the best five feasible shapes and the base model when it ranks lower */
+    int legend_rows = 0, legend_i = 0;
+    for (int i = 0, k = 0; i < r->n; i++) {
+        const sweep_shape *s = &r->s[i];
+        if (!s->has_best) continue;
+        if (++k <= 5 || is_base_shape(sp, &s->m)) legend_rows++;
+    }
     int rank = 0;
     for (int i = 0; i < r->n; i++) {
         const sweep_shape *s = &r->s[i];
@@ -213,18 +227,18 @@ umoe_status sweep_report_svg(const char *path, const sweep_space *sp, const swee
         sb_printf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\" fill-opacity=\"0.75\"><title>#%d %s: %.4g "
                    "tokens/s, MFU %.1f%%</title></circle>\n", PX(x), PY(y), rank == 1 ? 6 : 4,
                 rank == 1 ? "#d62728" : "#1f77b4", rank, s->m.name, y, 100 * s->best.r.mfu);
-        int right = PX(x) > L + 0.65 * (W - L - R); /* label to the left near the right edge */
-        const spec_model *bm = &sp->base, *m = &s->m;
-        int is_base = m->L == bm->L && m->C == bm->C && m->H == bm->H && m->E == bm->E && m->K == bm->K &&
-                      m->E_shared == bm->E_shared && m->F_expert == bm->F_expert && m->attn == bm->attn &&
-                      m->first_k_dense == bm->first_k_dense;
+        int is_base = is_base_shape(sp, &s->m);
         if (is_base)
             sb_printf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"9\" fill=\"none\" stroke=\"#2ca02c\" "
                          "stroke-width=\"2\"/>\n", PX(x), PY(y));
-        if (rank <= 3 || is_base)
-            sb_printf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"%s\">#%d %s%s</text>\n",
-                      right ? PX(x) - 7 : PX(x) + 7, PY(y) - 5, right ? "end" : "start", rank, s->m.name,
-                      is_base ? " (base)" : "");
+        if (rank > 5 && !is_base) continue;
+        /* the best five and the base: a rank number at the point, the names in a legend at the bottom */
+        sb_printf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">%d</text>\n", PX(x),
+                  PY(y) - 8 - (is_base ? 4 : 0), rank);
+        sb_printf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\"%s>#%d %s: %.4g tokens/s, MFU %.1f%%%s</text>\n", L + 10,
+                  H - B - 12 - 13 * (legend_rows - 1 - legend_i), is_base ? " fill=\"#2ca02c\"" : "", rank, s->m.name,
+                  y, 100 * s->best.r.mfu, is_base ? " (base model)" : "");
+        legend_i++;
     }
 #undef PX
 #undef PY
