@@ -5,8 +5,8 @@
  *
  * Last section: ep_moe, the model's MoE hooks (model.h) implemented over the exchange.
  * Does not: route tokens, do expert math (ep_moe calls model_experts_*), or move weights for dynamic
- * placement (it only accepts a placement table). Everything here exists only when built with MPI
- * (UMOE_MPI defined); without it this header declares nothing.
+ * placement by itself (dist_placement_* decide, dist_placement_move moves). Everything but the placement
+ * arithmetic exists only when built with MPI (UMOE_MPI defined).
  *
  * Units. A "row" is C floats. Token-assignments (tokens x top-k) are the unit of every count below unless it
  * says tokens: the dispatch moves one row per token-assignment (the hierarchical path moves one row per
@@ -14,11 +14,60 @@
  * are bytes sent by this rank to other ranks (its own copies are not counted). */
 #ifndef UMOE_DIST_H
 #define UMOE_DIST_H
-#ifdef UMOE_MPI
-#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "umoe/common.h"
+
+/* ---------------------------------------------------------------- dynamic expert placement, arithmetic
+ * (src/dist/placement.c; no MPI, so declared with or without UMOE_MPI). Loads are token-assignments per step.
+ * Paper: Pangu Ultra MoE (arXiv 2505.04519) dynamic expert placement; see docs/dist.md. */
+typedef struct {
+    int n_layers, n_experts; /* MoE layers (slots) and routed experts per layer */
+    int window;              /* W: steps kept */
+    double theta;            /* EMA decay (0.9 in the paper) */
+    double *hist;            /* (W, n_layers, n_experts) ring of per-step loads */
+    int n_hist, head;        /* steps kept so far (<= W); next ring slot */
+} dist_load_window;
+umoe_status dist_load_window_init(dist_load_window *w, int n_layers, int n_experts, int window, double theta);
+void dist_load_window_free(dist_load_window *w);
+/* Append one step's loads (n_layers, n_experts); the oldest step leaves the window once W are kept. */
+void dist_load_window_push(dist_load_window *w, const double *load);
+/* pred (n_experts) of one layer: sum_k theta^k x_{t-k} / sum_k theta^k over the kept steps (k = 0 newest). */
+void dist_load_window_predict(const dist_load_window *w, int layer, double *pred);
+
+/* rank_load (ep_size) = sum of load[e] over the experts each rank owns. */
+void dist_placement_rank_loads(double *rank_load, const int32_t *owner, const double *load, int n_experts,
+                               int ep_size);
+double dist_cv(const double *v, int n);            /* population std / mean (0 when the mean is 0) */
+double dist_max_over_mean(const double *v, int n); /* the imbalance max / mean (0 when all are 0) */
+/* Greedy longest-processing-time packing: experts by decreasing load (ties: lower id), each to the least
+ * loaded rank (ties: lower rank) among the ranks holding fewer than n_experts / ep_size experts. */
+void dist_placement_lpt(int32_t *owner, const double *load, int n_experts, int ep_size);
+/* Rename the bins of owner_new (a packing) to ranks so that as many experts as possible keep their rank in
+ * owner_old (greedy largest-overlap matching). Returns the number of experts that move. */
+int dist_placement_relabel(int32_t *owner_new, const int32_t *owner_old, int n_experts, int ep_size);
+
+typedef struct {
+    double min_cv_drop;        /* apply only when CV(before) - CV(after) >= this (paper: 0.08) */
+    double sec_per_assignment; /* expert compute seconds per token-assignment on one rank (measured) */
+    double bytes_per_sec;      /* bandwidth assumed for the weight moves */
+    uint64_t bytes_per_expert; /* bytes moved per expert: weights + AdamW m + v */
+    long horizon_steps;        /* steps the placement should last (the re-placement interval) */
+} dist_placement_policy;
+typedef struct {
+    double cv_before, cv_after;   /* CV of the predicted rank loads */
+    double imb_before, imb_after; /* predicted max / mean rank load */
+    int moves;                    /* experts whose owner changes */
+    uint64_t bytes;               /* bytes one EP group moves = moves x bytes_per_expert */
+    double gain_s, cost_s;        /* predicted seconds saved over the horizon; seconds to move */
+    int apply;                    /* moves > 0, CV drop >= min_cv_drop and gain_s > cost_s */
+} dist_placement_decision;
+/* LPT + relabel of the predicted loads pred (n_experts) into owner_new, and the decision against owner_old. */
+void dist_placement_decide(int32_t *owner_new, const int32_t *owner_old, const double *pred, int n_experts,
+                           int ep_size, const dist_placement_policy *pol, dist_placement_decision *dec);
+
+#ifdef UMOE_MPI
+#include <mpi.h>
 
 /* ---------------------------------------------------------------- layout and communicators */
 typedef struct {
@@ -184,11 +233,55 @@ const model_moe_ops *ep_moe_ops(const ep_moe *x); /* pass to model_set_moe_ops *
 /* Placement of MoE slot `slot` from its next forward on (NULL: default blocks); see dist_placement_check. */
 umoe_status ep_moe_set_placement(ep_moe *x, int slot, const int32_t *owner);
 int ep_moe_is_local(const ep_moe *x, int slot, int expert); /* this rank owns `expert` in `slot` */
+const int32_t *ep_moe_owner(const ep_moe *x, int slot); /* (n_experts) the slot's placement table */
+/* Overlap (--overlap on): install the model's split hooks, so the dispatch (forward) and the combine's backward
+ * are in flight (non-blocking MPI) while the model computes the shared experts; same results bit for bit.
+ * Takes effect from the next forward (the model keeps a pointer to ep_moe_ops(x)). */
+void ep_moe_set_overlap(ep_moe *x, int on);
+typedef struct {
+    double dispatch_s; /* wall seconds in dispatch forward + dispatch backward (incl. waiting for peers) */
+    double expert_s;   /* in the local experts, forward + backward */
+    double combine_s;  /* in combine forward + combine backward */
+    double rows_recv;  /* token-assignments received (forward passes) */
+} ep_moe_times;
+const ep_moe_times *ep_moe_times_get(const ep_moe *x); /* cumulative since init */
 /* Traffic summed over all MoE slots' plans since init. */
 void ep_moe_traffic(const ep_moe *x, ep_traffic *total);
 /* Gradient sync of the model's flat grad block: dense tensors summed over d->world, each local expert's
  * tensors over d->edp, non-local experts' left untouched (zero here; their owners hold them). In buckets of
  * bucket_floats over contiguous runs of tensors of the same kind. Sums, not means. */
 umoe_status ep_moe_grad_sync(ep_moe *x, size_t bucket_floats, dist_sync_stats *stats);
+
+/* ---------------------------------------------------------------- dynamic expert placement over MPI
+ * (src/dist/placement_move.c). Collective over d->ep: for every expert of MoE slot `slot` whose owner changes,
+ * the old owner sends the expert's tensors of each block (flat blocks laid out like the model's params, e.g.
+ * params, AdamW m, v) to the new owner (MPI_Isend/Irecv, tag = expert id). bytes_sent: this rank's bytes. */
+umoe_status dist_placement_move(const dist_ctx *d, const umoe_model *m, int slot, const int32_t *owner_old,
+                                const int32_t *owner_new, float *const *blocks, int n_blocks, uint64_t *bytes_sent);
+typedef struct {
+    int interval;         /* N: decide every N steps; 0 = off (loads and imbalance are still measured) */
+    int window;           /* steps in the load window */
+    double theta;         /* EMA decay (0.9) */
+    double min_cv_drop;   /* 0.08 */
+    double bytes_per_sec; /* assumed move bandwidth for the cost side of the decision */
+} dist_placement_config;
+typedef struct {
+    uint64_t decisions, replacements, moves, bytes; /* bytes: all ranks together, cumulative */
+    double last_imb_before, last_imb_after;         /* predicted, of the last applied re-placement */
+} dist_placer_stats;
+typedef struct dist_placer dist_placer;
+umoe_status dist_placer_init(dist_placer **p, const dist_ctx *d, ep_moe *x, umoe_model *m,
+                             const dist_placement_config *cfg);
+void dist_placer_free(dist_placer *p);
+/* Collective over world, once per step. load (n_moe, n_experts): this rank's token-assignments of the step.
+ * Sums them over the EP group (what each owner receives) and over all ranks (what all ranks agree to predict
+ * from), and writes imb (n_moe): max over all ranks of received token-assignments / mean, with the placement
+ * in force. sec_per_assignment: this rank's measured expert seconds per received assignment (max is used). */
+umoe_status dist_placer_observe(dist_placer *p, const double *load, double sec_per_assignment, double *imb);
+/* Collective over world, after the optimizer step `step` (1-based): when step % interval == 0, decide each
+ * layer's placement from the window's prediction and, when it pays, move the experts (blocks: params, m, v)
+ * and install the table in ep_moe. Each applied re-placement is logged (rank 0). */
+umoe_status dist_placer_step(dist_placer *p, long step, float *const *blocks, int n_blocks);
+const dist_placer_stats *dist_placer_stats_get(const dist_placer *p);
 #endif /* UMOE_MPI */
 #endif

@@ -102,6 +102,56 @@ struct model_moe_ops {
     /* Optional (may be NULL): reduce the aux-loss statistics over a wider token set (e.g. all-reduce over
      * the EP group), in place: counts (E) token-assignments, psum (E) sums of probabilities, *tokens. */
     void (*aux_reduce)(void *ctx, int moe_slot, double *counts, double *psum, double *tokens);
+    /* Optional split form, for overlapping the exchange with the shared experts (src/dist, --overlap on).
+     * When both of a pair are set they replace the call above: forward = start(rows ...), the shared experts,
+     * finish(out); backward = start(dout ...), the shared experts' backward, finish(drows += ...). rows / dout
+     * stay untouched between start and finish. The results are the same bits as the unsplit form. */
+    void (*experts_forward_start)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *rows,
+                                  const int32_t *counts, const int32_t *offsets, size_t NK);
+    void (*experts_forward_finish)(void *ctx, umoe_model *m, int layer, int moe_slot, float *out);
+    void (*experts_backward_start)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *dout, size_t NK);
+    void (*experts_backward_finish)(void *ctx, umoe_model *m, int layer, int moe_slot, float *drows);
 };
 void model_set_moe_ops(umoe_model *m, const model_moe_ops *ops);
+
+/* ---- memory optimisations (src/model; docs/engine-memory.md) --------------------------------------- */
+/* Fine-grained recomputation: rc = SPEC_RC_* flags (spec_recompute_parse: none, selective, full, or a list of
+ * norm, activation, attn_core, mla_up, expert_fc1, permute). The buffers of those modules are freed after
+ * their forward use (every layer's view of them shares one layer's worth of arena) and rebuilt just before
+ * the layer's backward with the same kernels, so losses and gradients are bit-identical to rc = 0.
+ * Rebuilds the activation arena (and the offload pool): call between steps, not between a forward and its
+ * backward. Fails only when an offload file cannot be made again (UMOE_EINPUT). */
+umoe_status model_set_recompute(umoe_model *m, unsigned rc);
+unsigned model_recompute(const umoe_model *m);
+
+/* Activation offload (swapping): every layer's kept activations (all but its output and router top-k) live
+ * in one of two working slots of the arena while the layer runs; a background thread moves them to a pool
+ * after the layer's forward and brings them back (prefetching the next layer) before its backward. */
+typedef enum { MODEL_OFFLOAD_NONE = 0, MODEL_OFFLOAD_HOST, MODEL_OFFLOAD_FILE } model_offload_kind;
+/* host: a separate host-memory pool; file: one unlinked file created in dir (models larger than memory).
+ * UMOE_EINPUT (message names the directory) when dir cannot hold the file. Rebuilds the arena. */
+umoe_status model_set_offload(umoe_model *m, model_offload_kind kind, const char *dir);
+/* Parse "none", "host" or "file:DIR" (flag names the option in the message); *dir points into text. */
+umoe_status model_offload_parse(const char *text, const char *flag, model_offload_kind *kind, const char **dir);
+
+/* What the model holds, in bytes. The arena is allocated once, so its size is its peak. */
+typedef struct {
+    size_t params, grads;          /* the flat parameter and gradient blocks */
+    size_t optimizer;              /* 0 here: the optimizer state belongs to the trainer, which adds it */
+    size_t arena;                  /* the activation arena = resident + shared + slots + other (+ alignment) */
+    size_t arena_resident;         /* per-layer activations kept in place for backward */
+    size_t arena_shared;           /* one layer's worth of recomputed / transient buffers, shared by all layers */
+    size_t arena_slots;            /* the two offload working slots (0 without offload) */
+    size_t arena_other;            /* gradient scratch, MTP tensors, embeddings, logits */
+    size_t dispatch;               /* of the arena: MoE dispatch buffers (grouping indices, permuted rows,
+                                    * expert outputs, top-k), counting each shared/slot region once */
+    size_t offload_pool;           /* host pool or file bytes (0 without offload) */
+    double offload_moved;          /* bytes moved out and back by the background thread so far */
+    double offload_busy_s;         /* seconds the background thread spent moving them */
+    double offload_wait_s;         /* seconds the compute thread waited for it (0 = fully overlapped) */
+    double recompute_s;            /* seconds spent rebuilding freed activations in backward so far */
+    size_t alloc_current, alloc_peak; /* the counted allocator, whole process */
+    size_t peak_rss;               /* getrusage ru_maxrss, whole process */
+} model_memory;
+void model_memory_report(const umoe_model *m, model_memory *r);
 #endif

@@ -71,6 +71,13 @@ void router_forward(float *scores, int32_t *idx, float *w, const float *logits, 
 void router_backward(float *dlogits, const float *dw, const float *dscores, const float *scores, const int32_t *idx,
                      const float *w, size_t N, size_t E, size_t K, int score_kind, int norm_topk, float scale);
 
+/* Grouped selection (MoGE, Pangu Pro MoE arXiv 2505.21411; src/nn/router_grouped.c): overwrite idx (N,K) and
+ * w (N,K) of router_forward with K/G experts from each of G equal groups of consecutive expert ids, chosen on
+ * scores + bias (scores (N,E) from router_forward: softmax over all E). Same weight rule as router_forward, so
+ * router_backward applies. Requires E % G == 0 and K % G == 0. */
+void router_grouped_select(int32_t *idx, float *w, const float *scores, const float *bias, size_t N, size_t E,
+                           size_t K, size_t G, int norm_topk, float scale);
+
 /* MoE dispatch bookkeeping (counting sort of token-assignments by expert, stable in assignment order).
  * idx (N,K): assignment a = n*K + j goes to expert idx[a]. counts (E), offsets (E+1), order (N*K): order[r] =
  * the assignment placed at row r of the grouped buffer (rows of expert e are offsets[e]..offsets[e+1]-1). */

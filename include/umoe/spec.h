@@ -52,6 +52,7 @@ typedef struct {
     double z_loss;       /* router z-loss weight */
     double mtp_weight;   /* MTP loss weight */
     double init_std;     /* 0 = TinyInit sqrt(1/(2 C L)) */
+    int router_groups;   /* G > 1: grouped top-k (MoGE, Pangu Pro MoE): K/G experts from each of G equal groups */
 } spec_model;
 
 /* Exact counts derived from a model (all in parameters, not bytes). */

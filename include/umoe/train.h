@@ -96,6 +96,10 @@ umoe_status train_loader_init(train_loader *l, const train_data *d, int B, int T
 void train_loader_free(train_loader *l);
 /* Next training micro-batch into tokens (B, W) int32. */
 void train_loader_next(train_loader *l, int32_t *tokens);
+/* Data parallelism: the next global batch is world x B windows of the same permutation; rank r gets rows
+ * r*B .. r*B+B-1 of it. Every rank advances the position identically (so checkpoints agree), and the union
+ * over ranks is exactly what one process with world*B rows would read. world = 1 is train_loader_next. */
+void train_loader_next_shard(train_loader *l, int32_t *tokens, int rank, int world);
 /* Restore a saved position (rebuilds that epoch's permutation). */
 void train_loader_seek(train_loader *l, const train_loader_pos *p);
 /* Windows of stride T over [begin, end): count, and rows [first, first + rows) into tokens (rows, W). */
@@ -207,6 +211,10 @@ typedef struct {
     int progress;             /* -1 auto (stderr is a terminal), 0 a line every few steps, 1 one \r-updated
                                * line, 2 none */
     train_opts o;
+    /* memory optimisations (model.h, docs/engine-memory.md); zero = none */
+    unsigned recompute;       /* SPEC_RC_* flags (--recompute) */
+    model_offload_kind offload; /* --offload none | host | file:DIR */
+    const char *offload_dir;
 } train_config;
 void train_config_defaults(train_config *c);
 

@@ -101,6 +101,7 @@ umoe_status model_init(umoe_model **out, const spec_model *s, int B, int T, uint
 
 void model_free(umoe_model *m) {
     if (!m) return;
+    model_offload_free(m);
     size_t nE = (size_t)(m->n_moe > 0 ? m->n_moe : 1) * (size_t)(m->d.E > 0 ? m->d.E : 1);
     umoe_free(m->expert_load, nE * sizeof(int32_t));
     umoe_free(m->aux_coef, nE * sizeof(double));
@@ -204,7 +205,9 @@ static void forward(umoe_model *m, const int32_t *tokens, int B, int T, model_lo
     embedding_forward(m->emb0, m->inputs, P(m->embed), N, C);
     const float *x = m->emb0;
     for (int l = 0; l < s->L; l++) {
+        model_offload_before_forward(m, l);
         model_layer_forward(m, &m->lw[l], &m->la[l], x, B, T, &aux, &z);
+        model_offload_after_forward(m, l);
         x = m->la[l].out;
     }
     double lm = head_forward(m, m->fn, m->fn_rstd, x, m->final_norm, m->logits, m->losses, m->targets, N);
@@ -220,7 +223,9 @@ static void forward(umoe_model *m, const int32_t *tokens, int B, int T, model_lo
             memcpy(a->cat + n * 2 * C + C, a->hn + n * C, C * sizeof(float));
         }
         matmul_forward(a->x, a->cat, P(w->eh_proj), NULL, N, 2 * C, C);
+        model_offload_before_forward(m, s->L + d);
         model_layer_forward(m, w, &m->la[s->L + d], a->x, B, T, &aux, &z);
+        model_offload_after_forward(m, s->L + d);
         x = m->la[s->L + d].out;
         mtp += head_forward(m, a->fn, a->fn_rstd, x, w->head_norm, a->logits, a->losses, a->targets, N);
     }
@@ -238,7 +243,9 @@ static void forward(umoe_model *m, const int32_t *tokens, int B, int T, model_lo
 }
 
 void model_forward(umoe_model *m, const int32_t *tokens, int B, int T, model_losses *out) {
+    m->forward_only = 1; /* no backward follows: nothing to offload */
     forward(m, tokens, B, T, out);
+    m->forward_only = 0;
 }
 
 static void backward(umoe_model *m, float grad_scale) {
@@ -256,6 +263,8 @@ static void backward(umoe_model *m, float grad_scale) {
         const layer_act *la = &m->la[L + d];
         head_backward(m, dcur, a->fn, a->fn_rstd, la->out, w->head_norm, a->logits, a->targets, N,
                       grad_scale * (float)(s->mtp_weight / D));
+        model_offload_before_backward(m, L + d);
+        model_layer_recompute(m, w, &m->la[L + d], a->x, B, T);
         model_layer_backward(m, w, la, a->x, dcur, B, T, grad_scale);
         memset(m->dcat, 0, N * 2 * C * sizeof(float));
         matmul_backward(m->dcat, G(w->eh_proj), NULL, dcur, a->cat, P(w->eh_proj), N, 2 * C, C);
@@ -274,6 +283,8 @@ static void backward(umoe_model *m, float grad_scale) {
     head_backward(m, m->dres, m->fn, m->fn_rstd, xL, m->final_norm, m->logits, m->targets, N, grad_scale);
     for (int l = L - 1; l >= 0; l--) {
         const float *x = l > 0 ? m->la[l - 1].out : m->emb0;
+        model_offload_before_backward(m, l);
+        model_layer_recompute(m, &m->lw[l], &m->la[l], x, B, T);
         model_layer_backward(m, &m->lw[l], &m->la[l], x, m->dres, B, T, grad_scale);
     }
     embedding_backward(G(m->embed), m->dres, m->inputs, N, C);

@@ -19,6 +19,8 @@
 #define OPT(off) ((off) == MODEL_NONE ? NULL : m->params + (off))
 #define OPTG(off) ((off) == MODEL_NONE ? NULL : m->grads + (off))
 
+static void attn_core(umoe_model *m, layer_act *a, int B, int T);
+
 static void gqa_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
     const model_dims *d = &m->d;
     size_t N = (size_t)B * (size_t)T, C = (size_t)d->C;
@@ -28,8 +30,7 @@ static void gqa_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, in
     float theta = (float)m->s.rope_theta;
     rope_forward(a->q, a->q, (size_t)B, (size_t)T, (size_t)d->H, (size_t)d->hd, 0, (size_t)d->hd, theta);
     rope_forward(a->k, a->k, (size_t)B, (size_t)T, (size_t)d->Hk, (size_t)d->hd, 0, (size_t)d->hd, theta);
-    attention_forward(a->att, a->lse, a->q, a->k, a->v, (size_t)B, (size_t)T, (size_t)d->H, (size_t)d->Hk,
-                      (size_t)d->Dk, (size_t)d->Dv, 1.0f / sqrtf((float)d->Dk));
+    attn_core(m, a, B, T);
 }
 
 static void gqa_backward(umoe_model *m, const layer_w *w, const layer_act *a, layer_act *g, int B, int T) {
@@ -50,26 +51,23 @@ static void gqa_backward(umoe_model *m, const layer_w *w, const layer_act *a, la
     matmul_backward(g->n1, G(w->wv), OPTG(w->bv), g->v, a->n1, P(w->wv), N, C, (size_t)d->vdim);
 }
 
-static void mla_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
+/* q = c_q W_qb^T (or x W_q^T without q_lora), then RoPE on each head's rope slice (in place) */
+static void mla_q(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
     const model_dims *d = &m->d;
     size_t N = (size_t)B * (size_t)T, C = (size_t)d->C, H = (size_t)d->H;
+    size_t nope = (size_t)d->nope, rope = (size_t)d->rope, Dk = nope + rope;
+    if (d->q_lora > 0) matmul_forward(a->q, a->qa_n, P(w->q_b), NULL, N, (size_t)d->q_lora, H * Dk);
+    else matmul_forward(a->q, a->n1, P(w->wq), NULL, N, C, H * Dk);
+    rope_forward(a->q, a->q, (size_t)B, (size_t)T, H, Dk, nope, rope, (float)m->s.rope_theta);
+}
+
+/* [k_nope | v] per head = c_kv W_kvb^T; k = [k_nope | k_rope] with the shared k_rope of a->kva (after RoPE) */
+static void mla_kv_up(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
+    const model_dims *d = &m->d;
+    size_t N = (size_t)B * (size_t)T, H = (size_t)d->H;
     size_t nope = (size_t)d->nope, rope = (size_t)d->rope, vd = (size_t)d->vd, kvl = (size_t)d->kv_lora;
     size_t Dk = nope + rope, kvw = kvl + rope, bw = nope + vd;
-    float theta = (float)m->s.rope_theta;
-    if (d->q_lora > 0) {
-        size_t ql = (size_t)d->q_lora;
-        matmul_forward(a->qa, a->n1, P(w->q_a), NULL, N, C, ql);
-        rmsnorm_forward(a->qa_n, a->qa_rstd, a->qa, P(w->q_a_norm), N, ql, d->eps);
-        matmul_forward(a->q, a->qa_n, P(w->q_b), NULL, N, ql, H * Dk);
-    } else {
-        matmul_forward(a->q, a->n1, P(w->wq), NULL, N, C, H * Dk);
-    }
-    rope_forward(a->q, a->q, (size_t)B, (size_t)T, H, Dk, nope, rope, theta);
-    matmul_forward(a->kva, a->n1, P(w->kv_a), NULL, N, C, kvw);
-    for (size_t n = 0; n < N; n++) memcpy(a->kv_lat + n * kvl, a->kva + n * kvw, kvl * sizeof(float));
-    rmsnorm_forward(a->kv_n, a->kv_rstd, a->kv_lat, P(w->kv_a_norm), N, kvl, d->eps);
     matmul_forward(a->kvb, a->kv_n, P(w->kv_b), NULL, N, kvl, H * bw);
-    rope_forward(a->kva, a->kva, (size_t)B, (size_t)T, 1, kvw, kvl, rope, theta); /* shared k_rope */
     for (size_t n = 0; n < N; n++) {
         for (size_t h = 0; h < H; h++) {
             float *k = a->k + (n * H + h) * Dk;
@@ -79,8 +77,48 @@ static void mla_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, in
             memcpy(a->v + (n * H + h) * vd, kb + nope, vd * sizeof(float));
         }
     }
-    attention_forward(a->att, a->lse, a->q, a->k, a->v, (size_t)B, (size_t)T, H, H, Dk, vd,
-                      1.0f / sqrtf((float)Dk));
+}
+
+static void attn_core(umoe_model *m, layer_act *a, int B, int T) {
+    const model_dims *d = &m->d;
+    attention_forward(a->att, a->lse, a->q, a->k, a->v, (size_t)B, (size_t)T, (size_t)d->H, (size_t)d->Hk,
+                      (size_t)d->Dk, (size_t)d->Dv, 1.0f / sqrtf((float)d->Dk));
+}
+
+static void mla_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
+    const model_dims *d = &m->d;
+    size_t N = (size_t)B * (size_t)T, C = (size_t)d->C;
+    size_t rope = (size_t)d->rope, kvl = (size_t)d->kv_lora, kvw = kvl + rope;
+    if (d->q_lora > 0) {
+        size_t ql = (size_t)d->q_lora;
+        matmul_forward(a->qa, a->n1, P(w->q_a), NULL, N, C, ql);
+        rmsnorm_forward(a->qa_n, a->qa_rstd, a->qa, P(w->q_a_norm), N, ql, d->eps);
+    }
+    mla_q(m, w, a, B, T);
+    matmul_forward(a->kva, a->n1, P(w->kv_a), NULL, N, C, kvw);
+    for (size_t n = 0; n < N; n++) memcpy(a->kv_lat + n * kvl, a->kva + n * kvw, kvl * sizeof(float));
+    rmsnorm_forward(a->kv_n, a->kv_rstd, a->kv_lat, P(w->kv_a_norm), N, kvl, d->eps);
+    rope_forward(a->kva, a->kva, (size_t)B, (size_t)T, 1, kvw, kvl, rope, (float)m->s.rope_theta); /* shared k_rope */
+    mla_kv_up(m, w, a, B, T);
+    attn_core(m, a, B, T);
+}
+
+void model_attn_recompute(umoe_model *m, const layer_w *w, layer_act *a, int B, int T) {
+    const model_dims *d = &m->d;
+    unsigned rc = m->rc;
+    size_t N = (size_t)B * (size_t)T;
+    if (d->mla) {
+        if (rc & SPEC_RC_NORM) { /* norm outputs from the saved latents; rstd goes to scratch */
+            if (d->q_lora > 0)
+                rmsnorm_forward(a->qa_n, m->rc_rstd, a->qa, P(w->q_a_norm), N, (size_t)d->q_lora, d->eps);
+            rmsnorm_forward(a->kv_n, m->rc_rstd, a->kv_lat, P(w->kv_a_norm), N, (size_t)d->kv_lora, d->eps);
+        }
+        if (rc & SPEC_RC_MLA_UP) {
+            mla_q(m, w, a, B, T);
+            mla_kv_up(m, w, a, B, T);
+        }
+    }
+    if (rc & SPEC_RC_ATTN_CORE) attn_core(m, a, B, T);
 }
 
 static void mla_backward(umoe_model *m, const layer_w *w, const layer_act *a, layer_act *g, int B, int T) {

@@ -9,11 +9,15 @@
 #include "model_internal.h"
 #include "umoe/nn.h"
 
+void model_swiglu_rows(float *act, const float *gu, size_t r0, size_t r1, size_t F) {
+    for (size_t r = r0; r < r1; r++) swiglu_forward(act + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
+}
+
 void model_swiglu_mlp_forward(float *out, float *gu, float *act, const float *x, const float *w_gu,
                               const float *w_down, size_t n, size_t C, size_t F) {
     if (n == 0) return;
     matmul_forward(gu, x, w_gu, NULL, n, C, 2 * F); /* row r: [gate (F) | up (F)] */
-    for (size_t r = 0; r < n; r++) swiglu_forward(act + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
+    model_swiglu_rows(act, gu, 0, n, F);
     matmul_forward(out, act, w_down, NULL, n, F, C);
 }
 
@@ -29,17 +33,24 @@ void model_swiglu_mlp_backward(float *dx, float *dw_gu, float *dw_down, float *d
     matmul_backward(dx, dw_gu, NULL, dgu, x, w_gu, n, C, 2 * F);
 }
 
+void model_experts_fc1(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
+                       float *gu, float *act) {
+    const layer_w *w = &m->lw[layer];
+    size_t C = (size_t)m->d.C, Fe = (size_t)m->d.Fe;
+    const float *we = m->params + w->experts + (size_t)e0 * w->expert_stride; /* expert e0's gate; up, down follow */
+    /* one sgemm per expert over its rows (nn moe_matmul); experts without rows are skipped there */
+    moe_matmul_forward(gu, in, we, w->expert_stride, offsets, (size_t)n_exp, C, 2 * Fe);
+    model_swiglu_rows(act, gu, (size_t)offsets[0], (size_t)offsets[n_exp], Fe);
+}
+
 void model_experts_forward(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
                            float *gu, float *act, float *out) {
     const layer_w *w = &m->lw[layer];
     size_t C = (size_t)m->d.C, Fe = (size_t)m->d.Fe;
     UMOE_ASSERT(w->moe && e0 >= 0 && n_exp >= 0 && e0 + n_exp <= m->d.E);
     if (n_exp == 0 || offsets[n_exp] == offsets[0]) return;
-    const float *we = m->params + w->experts + (size_t)e0 * w->expert_stride; /* expert e0's gate; up, down follow */
-    /* one sgemm per expert over its rows (nn moe_matmul); experts without rows are skipped there */
-    moe_matmul_forward(gu, in, we, w->expert_stride, offsets, (size_t)n_exp, C, 2 * Fe);
-    for (size_t r = (size_t)offsets[0]; r < (size_t)offsets[n_exp]; r++)
-        swiglu_forward(act + r * Fe, gu + r * 2 * Fe, gu + r * 2 * Fe + Fe, Fe);
+    const float *we = m->params + w->experts + (size_t)e0 * w->expert_stride;
+    model_experts_fc1(m, layer, e0, n_exp, offsets, in, gu, act);
     moe_matmul_forward(out, act, we + 2 * Fe * C, w->expert_stride, offsets, (size_t)n_exp, Fe, C);
 }
 

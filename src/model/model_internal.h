@@ -10,6 +10,7 @@
 #include "umoe/model.h"
 
 #define MODEL_NONE ((size_t)-1) /* offset of a tensor that this configuration does not have */
+typedef struct model_offload model_offload; /* model_offload.c */
 
 /* Derived dimensions of one model, computed once from the spec. */
 typedef struct {
@@ -116,24 +117,55 @@ struct umoe_model {
     const model_moe_ops *ops;
     int cur_B, cur_T;             /* shape of the last forward */
     double last_aux, last_z;
+    /* memory optimisations (docs/engine-memory.md) */
+    unsigned rc;                  /* SPEC_RC_* recompute flags the arena was carved for */
+    int recomputing;              /* 1 while backward reruns forward code: no losses, loads or aux statistics */
+    int forward_only;             /* 1 inside model_forward: no backward will read the saved activations */
+    float *rc_rstd;               /* (N) where recomputed norms write their rstd (the saved one stays untouched) */
+    double rc_seconds;            /* wall time spent recomputing since model_init */
+    size_t arena_resident, arena_shared, arena_slots, arena_other, arena_dispatch; /* bytes, see model_memory */
+    size_t *slot_bytes;           /* (n_layers) bytes of each layer's offloaded block (0 without offload) */
+    struct model_offload *off;    /* NULL: every saved activation stays in the arena */
 };
 
 /* model_layout.c */
 umoe_status model_layout_build(umoe_model *m);         /* fills lw, tensors, n_params */
 void model_layout_free(umoe_model *m);
 int model_layer_is_moe(const spec_model *s, int l);    /* l in 0..L+D-1 */
-/* model_arena.c */
+/* model_arena.c: the views depend on m->rc and on whether m->off is set (offloaded blocks share two slots) */
 void model_arena_build(umoe_model *m);                 /* allocates the activation arena and its views */
 void model_arena_free(umoe_model *m);
+char *model_arena_slot(const umoe_model *m, int s);    /* base of offload working slot s (0, 1) */
+/* model_recompute.c: before layer l's backward, rebuild what the policy freed (x = the layer's input) */
+void model_layer_recompute(umoe_model *m, const layer_w *w, layer_act *a, const float *x, int B, int T);
+/* model_offload.c: the background mover; no-ops when m->off is NULL */
+void model_offload_before_forward(umoe_model *m, int l);
+void model_offload_after_forward(umoe_model *m, int l);
+void model_offload_before_backward(umoe_model *m, int l);
+void model_offload_drain(umoe_model *m);               /* wait for every queued move */
+void model_offload_free(umoe_model *m);
+model_offload_kind model_offload_kind_of(const umoe_model *m, const char **dir); /* dir: file mode only */
+double model_offload_moved(const umoe_model *m);       /* bytes moved out and back so far */
+double model_offload_wait_s(const umoe_model *m);      /* seconds the compute thread waited for moves */
+double model_offload_busy_s(const umoe_model *m);      /* seconds the mover spent moving */
+size_t model_offload_pool_bytes(const umoe_model *m);
 /* model_init.c */
 void model_init_weights(umoe_model *m, uint64_t seed);
 /* model_attn.c: x = normed input (N,C) -> a->ao (N,C) */
 void model_attn_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, int T);
 /* g->ao holds d(ao); accumulates d(n1) into g->n1 and weight grads. */
 void model_attn_backward(umoe_model *m, const layer_w *w, const layer_act *a, layer_act *g, int B, int T);
+/* Rebuild the attention buffers freed by the policy (NORM: qa_n, kv_n; MLA_UP: q, kvb, k, v; ATTN_CORE: att,
+ * lse) with the same kernel calls as the forward (n1 must already be valid). */
+void model_attn_recompute(umoe_model *m, const layer_w *w, layer_act *a, int B, int T);
 /* model_ffn.c: SwiGLU MLP over n rows: out (n,C) = down(silu(gate x) * up x); gu (n,2F), act (n,F) saved */
 void model_swiglu_mlp_forward(float *out, float *gu, float *act, const float *x, const float *w_gu,
                               const float *w_down, size_t n, size_t C, size_t F);
+/* act rows r0..r1-1 = silu(gate) * up of gu's rows (the one loop every forward and recompute uses) */
+void model_swiglu_rows(float *act, const float *gu, size_t r0, size_t r1, size_t F);
+/* routed experts' FC1 (gate+up GEMM per expert) and activation over grouped rows, as in model_experts_forward */
+void model_experts_fc1(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
+                       float *gu, float *act);
 void model_swiglu_mlp_backward(float *dx, float *dw_gu, float *dw_down, float *dgu, float *dact, const float *dout,
                                const float *x, const float *gu, const float *act, const float *w_gu,
                                const float *w_down, size_t n, size_t C, size_t F);

@@ -17,7 +17,7 @@ static const char *const model_keys[] = {
     "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "ffn", "ffn_hidden", "first_k_dense", "experts",
     "shared_experts", "top_k", "expert_ffn_hidden", "vocab", "tied_embeddings", "mtp_depth", "seq_len",
     "qkv_bias", "norm", "norm_eps", "rope_theta", "score", "norm_topk", "routed_scale", "score_bias",
-    "aux_alpha", "aux_scope", "z_loss", "mtp_weight", "init_std", NULL};
+    "aux_alpha", "aux_scope", "z_loss", "mtp_weight", "init_std", "router_groups", NULL};
 
 void spec_model_defaults(spec_model *m) {
     memset(m, 0, sizeof *m);
@@ -89,6 +89,7 @@ umoe_status spec_model_from_json(const void *obj, const char *file, spec_model *
     if ((s = json_get_num_opt(o, file, "z_loss", 0.0, 100.0, &m->z_loss))) return s;
     if ((s = json_get_num_opt(o, file, "mtp_weight", 0.0, 100.0, &m->mtp_weight))) return s;
     if ((s = json_get_num_opt(o, file, "init_std", 0.0, 10.0, &m->init_std))) return s;
+    if ((s = spec_json_int(o, file, "router_groups", 0, 1000000, &m->router_groups))) return s;
     /* attention kind when not given: MLA if a KV LoRA rank is given, GQA if kv_heads < heads, else MHA */
     if (attn < 0) attn = m->kv_lora ? SPEC_ATTN_MLA : (m->H_kv && m->H_kv != m->H) ? SPEC_ATTN_GQA : SPEC_ATTN_MHA;
     m->attn = (spec_attn_kind)attn;
@@ -163,6 +164,10 @@ umoe_status spec_model_validate(const spec_model *m, const char *file) {
             return umoe_fail("%s: field \"first_k_dense\" = %d out of range (allowed 0..layers-1 = %d)", file,
                              m->first_k_dense, m->L - 1);
         if (m->E_shared < 0) return umoe_fail("%s: field \"shared_experts\" = %d must be >= 0", file, m->E_shared);
+        if (m->router_groups > 1 && (m->E % m->router_groups || m->K % m->router_groups))
+            return umoe_fail("%s: field \"router_groups\" = %d must divide experts = %d and top_k = %d (each token "
+                             "takes top_k / router_groups experts from every group)", file, m->router_groups, m->E,
+                             m->K);
     }
     int any_dense = m->E == 0 || m->first_k_dense > 0;
     if (any_dense && m->F < 1)

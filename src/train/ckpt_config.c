@@ -86,6 +86,7 @@ umoe_status train_config_write(train_afile *a, const spec_model *s, long step) {
         }
         cJSON_AddNumberToObject(u, fields[i].name, v); /* cJSON prints doubles so they parse back exactly */
     }
+    if (s->router_groups > 1) cJSON_AddNumberToObject(u, "router_groups", s->router_groups); /* optional key */
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text) return umoe_fail("%s: cannot format config.json", a->path), UMOE_EFAIL;
@@ -121,6 +122,11 @@ umoe_status train_config_read(const char *path, spec_model *s, long *step) {
             st = json_get_num(u, path, fname, fields[i].lo, fields[i].hi, &v);
             memcpy(p, &v, sizeof v);
         }
+    }
+    if (!st) {
+        long long g = 0;
+        st = json_get_int_opt(u, path, "router_groups", 0, 1 << 20, &g);
+        s->router_groups = (int)g;
     }
     if (!st && step) {
         long long v = 0;

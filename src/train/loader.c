@@ -81,8 +81,9 @@ void train_loader_seek(train_loader *l, const train_loader_pos *p) {
     build_perm(l);
 }
 
-void train_loader_next(train_loader *l, int32_t *tokens) {
-    for (int b = 0; b < l->B; b++) {
+void train_loader_next_shard(train_loader *l, int32_t *tokens, int rank, int world) {
+    UMOE_ASSERT(world >= 1 && rank >= 0 && rank < world);
+    for (int k = 0; k < world * l->B; k++) {
         if (l->pos.cursor == l->n_train_win) { /* next epoch: a fresh permutation */
             l->pos.epoch++;
             l->pos.cursor = 0;
@@ -90,6 +91,8 @@ void train_loader_next(train_loader *l, int32_t *tokens) {
             build_perm(l);
         }
         uint64_t w = l->perm[l->pos.cursor++];
-        train_windows_read(l->d, 0, l->T, l->W, w, 1, tokens + (size_t)b * l->W);
+        if (k / l->B == rank) train_windows_read(l->d, 0, l->T, l->W, w, 1, tokens + (size_t)(k % l->B) * l->W);
     }
 }
+
+void train_loader_next(train_loader *l, int32_t *tokens) { train_loader_next_shard(l, tokens, 0, 1); }

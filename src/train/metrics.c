@@ -1,6 +1,7 @@
 /* metrics.c - what a training run reports: one JSON object per optimizer step appended to the JSONL log
  * (step, loss, lm_loss, aux_loss, z_loss, mtp_loss, grad_norm, lr, tokens, tokens_per_s, seconds, per-MoE-
- * layer expert loads in token-assignments and their imbalance max/mean, val_loss when evaluated), and the
+ * layer expert loads in token-assignments and their imbalance max/mean, val_loss when evaluated, the memory
+ * report "mem" in bytes), and the
  * progress line on stderr (step, loss, aux loss, tokens/s, ETA). Losses are printed with 17 significant
  * digits so that two runs can be compared bit for bit from their logs.
  * Does not: compute any of the values (train_loop.c). */
@@ -43,6 +44,15 @@ void train_metrics_log(FILE *f, const train_step_metrics *s) {
         fputc(']', f);
     }
     if (!isnan(s->val_loss)) num(f, "val_loss", s->val_loss, 17);
+    if (s->mem) { /* bytes (docs/engine-memory.md) */
+        const model_memory *m = s->mem;
+        fprintf(f, ",\"mem\":{\"params\":%zu,\"grads\":%zu,\"optimizer\":%zu,\"arena\":%zu,\"arena_resident\":%zu,"
+                "\"arena_shared\":%zu,\"arena_slots\":%zu,\"dispatch\":%zu,\"offload_pool\":%zu,"
+                "\"offload_busy_s\":%.6g,\"offload_wait_s\":%.6g,\"recompute_s\":%.6g,\"alloc_peak\":%zu,"
+                "\"peak_rss\":%zu}", m->params, m->grads, m->optimizer, m->arena, m->arena_resident, m->arena_shared,
+                m->arena_slots, m->dispatch, m->offload_pool, m->offload_busy_s, m->offload_wait_s, m->recompute_s,
+                m->alloc_peak, m->peak_rss);
+    }
     fputs("}\n", f);
     fflush(f);
 }

@@ -13,6 +13,7 @@ typedef struct {
     const int *moe_layer;      /* (n_moe_layers) layer index of each MoE layer */
     const double *load;        /* (n_moe_layers, E) routed token-assignments, summed over micro-batches */
     double val_loss;           /* NAN when not evaluated at this step */
+    const model_memory *mem;   /* may be NULL: bytes held (model_memory_report + the optimizer state) */
 } train_step_metrics;
 
 void train_metrics_log(FILE *f, const train_step_metrics *s);

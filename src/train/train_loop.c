@@ -85,6 +85,28 @@ static umoe_status check_resume(const char *dir, const train_state_header *h, co
     return UMOE_OK;
 }
 
+/* Restore weights, AdamW state, step and loader position from c->resume_dir, after checking that the run can
+ * continue it. */
+static umoe_status resume_from(const train_config *c, umoe_model *m, train_adamw *opt, train_loader *ld,
+                               uint64_t shape_hash, uint64_t spec_hash, long *step0) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train_state.bin", c->resume_dir);
+    train_state_header h;
+    umoe_status st = train_state_read(path, &h, NULL);
+    if (!st) st = check_resume(c->resume_dir, &h, c, shape_hash, spec_hash);
+    long wstep = 0;
+    if (!st) st = train_checkpoint_load_weights(c->resume_dir, m, &wstep);
+    if (!st && wstep != h.step)
+        st = umoe_fail("checkpoint %s is inconsistent: weights at step %ld, train_state.bin at step %ld "
+                       "(interrupted while saving?)", c->resume_dir, wstep, h.step);
+    if (!st) st = train_state_read(path, &h, opt);
+    if (st) return st;
+    train_loader_seek(ld, &h.pos);
+    *step0 = h.step;
+    LOG_INFO("resuming from %s at step %ld", c->resume_dir, *step0);
+    return UMOE_OK;
+}
+
 umoe_status train_run(const spec_model *s, const train_config *cin, train_result *r) {
     train_config cfg = *cin;
     train_config *c = &cfg;
@@ -115,30 +137,15 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     /* the loader's generator is seeded apart from the model's initialisation */
     if ((st = train_loader_init(&ld, &data, o->B, o->T, s->mtp, o->val_frac, o->seed ^ 0x6c6f61646572ULL))) goto done;
     if ((st = model_init(&m, s, o->B, o->T, o->seed))) goto done;
+    if ((st = model_set_recompute(m, c->recompute)) || (st = model_set_offload(m, c->offload, c->offload_dir)))
+        goto done;
     int n_t = 0;
     const model_tensor *tt = model_tensors(m, &n_t);
     size_t n_params = model_n_params(m);
     train_adamw_init(&opt, n_params, o->beta1, o->beta2, o->eps, o->wd);
     uint64_t shape_hash = train_shape_hash(tt, n_t), spec_hash = train_spec_hash(s);
     long step0 = 0;
-    if (c->resume_dir) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/train_state.bin", c->resume_dir);
-        train_state_header h;
-        if ((st = train_state_read(path, &h, NULL))) goto done;
-        if ((st = check_resume(c->resume_dir, &h, c, shape_hash, spec_hash))) goto done;
-        long wstep = 0;
-        if ((st = train_checkpoint_load_weights(c->resume_dir, m, &wstep))) goto done;
-        if (wstep != h.step) {
-            st = umoe_fail("checkpoint %s is inconsistent: weights at step %ld, train_state.bin at step %ld "
-                           "(interrupted while saving?)", c->resume_dir, wstep, h.step);
-            goto done;
-        }
-        if ((st = train_state_read(path, &h, &opt))) goto done;
-        train_loader_seek(&ld, &h.pos);
-        step0 = h.step;
-        LOG_INFO("resuming from %s at step %ld", c->resume_dir, step0);
-    }
+    if (c->resume_dir && (st = resume_from(c, m, &opt, &ld, shape_hash, spec_hash, &step0))) goto done;
     if (c->log_path) {
         log = fopen(c->log_path, c->resume_dir ? "a" : "w");
         if (!log) {
@@ -159,7 +166,7 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     int overwrite = c->progress < 0 ? isatty(2) : c->progress == 1, quiet = c->progress == 2;
     long print_every = o->steps / 20 > 1 ? o->steps / 20 : 1;
     train_schedule sched = {o->lr, o->min_lr, o->warmup, o->steps};
-    double t_run = umoe_now(), tokens_run = 0;
+    double t_run = umoe_now(), tokens_run = 0, t_print = 0;
     LOG_INFO("training \"%s\": %zu parameters, %d x %d tokens x %d micro-batches per step, %llu training and "
              "%llu validation windows", s->name, n_params, o->B, o->T, o->accum,
              (unsigned long long)ld.n_train_win, (unsigned long long)ld.n_val_win);
@@ -226,11 +233,19 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
                 r->val_loss = ev.lm_loss;
             }
         }
+        model_memory mem; /* the model's own report; the AdamW m and v are the trainer's */
+        model_memory_report(m, &mem);
+        mem.optimizer = 2 * n_params * sizeof(float);
+        sm.mem = &mem;
         train_metrics_log(log, &sm);
         double el = umoe_now() - t_run;
         double eta = el / (double)(step + 1 - step0) * (double)(o->steps - step - 1);
-        if (!quiet && (overwrite || step == step0 || (step + 1) % print_every == 0 || last || stop))
+        double now = umoe_now();
+        int due = overwrite ? now - t_print >= 0.1 : (step + 1) % print_every == 0; /* tty: at most 10 per s */
+        if (!quiet && (due || step == step0 || last || stop)) {
             train_metrics_progress(overwrite, &sm, o->steps, eta);
+            t_print = now;
+        }
         if (!isnan(sm.val_loss)) {
             if (overwrite) fputc('\n', stderr);
             LOG_INFO("step %ld: validation loss %.4f nats/token (perplexity %.3f)", step + 1, sm.val_loss,

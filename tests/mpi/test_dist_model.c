@@ -5,7 +5,8 @@
  *   - after the gradient sync (dense over all ranks, local experts over expert-DP), dense and owned expert grads
  *     equal the all-rank sum of locally computed grads; experts a rank does not own get no grads;
  *   - flat and hierarchical all-to-all give bit-identical losses and grads;
- *   - EP-group aux-loss scope: the aux loss equals that of one model over the EP group's concatenated batch.
+ *   - EP-group aux-loss scope: the aux loss equals that of one model over the EP group's concatenated batch;
+ *   - the same with forced imbalance: every token routed to expert 0, so the other ranks receive no rows.
  * Prints PASS/FAIL on rank 0; a test passes only if it passed on every rank. */
 #include <mpi.h>
 #include <stdlib.h>
@@ -64,11 +65,14 @@ static size_t nonzero_foreign(const ep_moe *x, const umoe_model *m, const float 
     return bad;
 }
 
-static void run_ep(int E) {
+/* forced: top-1 routing with zero router weights, so every score ties and every token goes to expert 0 (the
+ * lowest id): one rank receives everything, the others nothing (forced imbalance, zero-token ranks) */
+static void run_ep(int E, int forced) {
     char name[160];
     int rpn = E >= 2 ? E / 2 : 1; /* the EP group spans 2 emulated nodes when E >= 2 */
     spec_model s;
     test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_PRE);
+    if (forced) s.K = 1;
     dist_ctx d;
     dist_config dc = {E, s.E, rpn};
     umoe_status st = dist_init(&d, &dc);
@@ -79,19 +83,26 @@ static void run_ep(int E) {
     CHECK(st == UMOE_OK, "model_init: %s", umoe_err);
     if (st) { dist_free(&d); report("model_ep_init"); return; }
     size_t np = model_n_params(m);
+    if (forced) {
+        int nt;
+        const model_tensor *tt = model_tensors(m, &nt);
+        for (int i = 0; i < nt; i++)
+            if (strstr(tt[i].name, "mlp.gate.weight")) memset(model_params(m) + tt[i].offset, 0, tt[i].numel * 4);
+    }
     int32_t tok[B * (T + 2)];
     rank_tokens(tok, &s, g_rank);
     /* reference: every expert local, grads summed over all ranks */
-    model_losses lref, lk[2];
+    model_losses lref, lk[3];
     model_zero_grad(m);
     model_forward_backward(m, tok, B, T, 1.0f, &lref);
-    float *gref = malloc(np * sizeof(float)), *gk[2];
+    float *gref = malloc(np * sizeof(float)), *gk[3];
     memcpy(gref, model_grads(m), np * sizeof(float));
     MPI_Allreduce(MPI_IN_PLACE, gref, (int)np, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    ep_moe *x[2] = {NULL, NULL};
-    for (int k = 0; k < 2; k++) {
-        st = ep_moe_init(&x[k], &d, m, (ep_a2a_kind)k);
+    ep_moe *x[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++) { /* flat, hierarchical, hierarchical with overlap (split hooks) */
+        st = ep_moe_init(&x[k], &d, m, k ? EP_A2A_HIER : EP_A2A_FLAT);
         CHECK(st == UMOE_OK, "ep_moe_init: %s", umoe_err);
+        ep_moe_set_overlap(x[k], k == 2);
         model_set_moe_ops(m, ep_moe_ops(x[k]));
         model_zero_grad(m);
         model_forward_backward(m, tok, B, T, 1.0f, &lk[k]);
@@ -102,13 +113,18 @@ static void run_ep(int E) {
         memcpy(gk[k], model_grads(m), np * sizeof(float));
         model_set_moe_ops(m, NULL);
     }
+    if (forced)
+        for (int sl = 0; sl < lk[0].n_moe_layers; sl++)
+            CHECK(lk[0].expert_load[(size_t)sl * s.E] == B * T, "forced routing: expert 0 got %d of %d",
+                  lk[0].expert_load[(size_t)sl * s.E], B * T);
     CHECK_CLOSE(lk[0].loss, lref.loss, 1e-5, 0, "loss with EP (flat) vs local experts");
     CHECK_CLOSE(lk[0].lm_loss, lref.lm_loss, 1e-5, 0, "lm loss with EP vs local");
     double ed = rel_err(x[0], m, gk[0], gref, 0), ee = rel_err(x[0], m, gk[0], gref, 1);
     CHECK(ed < 1e-4, "dense grads: relative error %.3g", ed);
     CHECK(ee < 1e-4, "owned expert grads: relative error %.3g", ee);
     CHECK(nonzero_foreign(x[0], m, gk[0]) == 0, "experts owned elsewhere got grads");
-    snprintf(name, sizeof name, "model_ep_matches_local_experts[R%d,E%d,rpn%d]", g_size, E, rpn);
+    snprintf(name, sizeof name, "model_ep_matches_local_experts[R%d,E%d,rpn%d%s]", g_size, E, rpn,
+             forced ? ",all-to-expert-0" : "");
     report(name);
     CHECK(lk[0].loss == lk[1].loss, "loss flat %.9g hier %.9g", lk[0].loss, lk[1].loss);
     CHECK(!memcmp(gk[0], gk[1], np * sizeof(float)), "grads differ between flat and hierarchical");
@@ -118,9 +134,15 @@ static void run_ep(int E) {
     CHECK(tf.calls == th.calls && tf.calls == (uint64_t)(4 * model_n_moe_layers(m)), "exchanges %llu %llu",
           (unsigned long long)tf.calls, (unsigned long long)th.calls);
     CHECK(th.row_bytes_inter <= tf.row_bytes_inter, "hierarchical sent more across nodes");
-    snprintf(name, sizeof name, "model_ep_flat_hier_bit_identical[R%d,E%d,rpn%d]", g_size, E, rpn);
+    snprintf(name, sizeof name, "model_ep_flat_hier_bit_identical[R%d,E%d,rpn%d%s]", g_size, E, rpn,
+             forced ? ",all-to-expert-0" : "");
     report(name);
-    for (int k = 0; k < 2; k++) {
+    CHECK(lk[2].loss == lk[1].loss, "loss overlap %.9g, no overlap %.9g", lk[2].loss, lk[1].loss);
+    CHECK(!memcmp(gk[2], gk[1], np * sizeof(float)), "grads differ with overlap");
+    snprintf(name, sizeof name, "model_ep_overlap_bit_identical[R%d,E%d,rpn%d%s]", g_size, E, rpn,
+             forced ? ",all-to-expert-0" : "");
+    report(name);
+    for (int k = 0; k < 3; k++) {
         ep_moe_free(x[k]);
         free(gk[k]);
     }
@@ -156,7 +178,10 @@ static void run_aux_scope(int E) {
     model_forward(m, tok, B, T, &l);
     model_forward(mc, cat, B * E, T, &lc);
     CHECK(l.aux_loss > 0, "aux loss %g", l.aux_loss);
-    CHECK_CLOSE(l.aux_loss, lc.aux_loss, 1e-5, 0, "EP-group aux loss vs concatenated batch");
+    /* each rank's aux loss uses the group's f with its own P: their mean over the group is the group's loss */
+    double mean_aux = l.aux_loss / E;
+    MPI_Allreduce(MPI_IN_PLACE, &mean_aux, 1, MPI_DOUBLE, MPI_SUM, d.ep);
+    CHECK_CLOSE(mean_aux, lc.aux_loss, 1e-5, 0, "EP-group aux loss (mean over the group) vs concatenated batch");
     model_set_moe_ops(m, NULL);
     ep_moe_free(x);
     free(cat);
@@ -173,7 +198,10 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     umoe_log_set_level(UMOE_LOG_WARN);
     for (int E = 1; E <= g_size; E++)
-        if (g_size % E == 0) run_ep(E);
+        if (g_size % E == 0) {
+            run_ep(E, 0);
+            run_ep(E, 1);
+        }
     for (int E = 2; E <= g_size; E *= 2)
         if (g_size % E == 0) run_aux_scope(E);
     CHECK(umoe_alloc_current() == 0, "%zu bytes still allocated", umoe_alloc_current());

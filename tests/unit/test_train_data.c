@@ -188,6 +188,34 @@ static void test_loader_epochs_and_seek(void) {
     train_data_free(&d);
 }
 
+static void test_loader_shards(void) {
+    uint32_t tok[3000];
+    for (int i = 0; i < 3000; i++) tok[i] = (uint32_t)i;
+    CHECK(train_shard_write(tmp("sh.bin"), tok, 3000, 4, 0) == UMOE_OK, "%s", umoe_err);
+    train_data d;
+    CHECK(train_data_load(&d, tmp("sh.bin")) == UMOE_OK, "%s", umoe_err);
+    /* one process with 3 x 4 rows vs 3 ranks with 4 rows each, over several epochs (99 windows) */
+    train_loader one, r[3];
+    CHECK(train_loader_init(&one, &d, 12, 30, 1, 0.0, 5) == UMOE_OK, "%s", umoe_err);
+    for (int k = 0; k < 3; k++) CHECK(train_loader_init(&r[k], &d, 4, 30, 1, 0.0, 5) == UMOE_OK, "%s", umoe_err);
+    int same = 1, pos_same = 1;
+    for (int step = 0; step < 30; step++) {
+        int32_t all[12 * 32], part[4 * 32];
+        train_loader_next(&one, all);
+        for (int k = 0; k < 3; k++) {
+            train_loader_next_shard(&r[k], part, k, 3);
+            same &= !memcmp(part, all + k * 4 * 32, sizeof part);
+            pos_same &= r[k].pos.cursor == one.pos.cursor && r[k].pos.epoch == one.pos.epoch;
+        }
+    }
+    CHECK(one.pos.epoch >= 3, "several epochs crossed (%llu)", (unsigned long long)one.pos.epoch);
+    CHECK(same, "the ranks' rows together are the single process's batch");
+    CHECK(pos_same, "every rank is at the same position");
+    train_loader_free(&one);
+    for (int k = 0; k < 3; k++) train_loader_free(&r[k]);
+    train_data_free(&d);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/umoe_test_train_data_XXXXXX");
     UMOE_ASSERT(mkdtemp(dir));
@@ -196,6 +224,7 @@ int main(void) {
     RUN(test_bad_files);
     RUN(test_loader_split_and_errors);
     RUN(test_loader_epochs_and_seek);
+    RUN(test_loader_shards);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -165,7 +165,9 @@ static void test_accumulation_matches_big_batch(void) {
     s.aux_alpha = 0; /* the micro-batch aux loss legitimately differs between the two; compare the rest */
     train_result r;
     double l1[4], g1[4], a1[4], l2[4], g2[4], a2[4];
+    size_t held = umoe_alloc_current();
     CHECK(run(&s, 8, 1, 3, tmp("big.jsonl"), NULL, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    CHECK(umoe_alloc_current() == held, "a run frees all it allocated (%zu bytes left)", umoe_alloc_current() - held);
     CHECK(run(&s, 4, 2, 3, tmp("acc.jsonl"), NULL, NULL, &r) == UMOE_OK, "%s", umoe_err);
     int n1 = read_log(tmp("big.jsonl"), l1, g1, a1, 4), n2 = read_log(tmp("acc.jsonl"), l2, g2, a2, 4);
     CHECK(n1 == 3 && n2 == 3, "3 log lines each (%d, %d)", n1, n2);
