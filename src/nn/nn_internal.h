@@ -55,7 +55,22 @@ static inline float nn_lanes_total(const float *acc) {
     return (t4[0] + t4[2]) + (t4[1] + t4[3]);
 }
 
-/* sum of a[i] * b[i] (b NULL: of a[i]) * (c ? c[i] : 1) over i < n, in double */
+/* sum of a[i] * b[i] over i < n, in double */
+static inline double nn_dot(const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t lo = 0; lo < n; lo += NN_SUM_BLOCK) {
+        size_t hi = lo + NN_SUM_BLOCK < n ? lo + NN_SUM_BLOCK : n, i = lo;
+        float acc[NN_LANES] = {0};
+        for (; i + NN_LANES <= hi; i += NN_LANES)
+#pragma omp simd
+            for (size_t l = 0; l < NN_LANES; l++) acc[l] += a[i + l] * b[i + l];
+        for (size_t l = 0; i < hi; i++, l++) acc[l] += a[i] * b[i];
+        s += nn_lanes_total(acc);
+    }
+    return s;
+}
+
+/* sum of a[i] * b[i] * c[i] over i < n, in double */
 static inline double nn_dot3(const float *a, const float *b, const float *c, size_t n) {
     double s = 0.0;
     for (size_t lo = 0; lo < n; lo += NN_SUM_BLOCK) {
@@ -63,15 +78,12 @@ static inline double nn_dot3(const float *a, const float *b, const float *c, siz
         float acc[NN_LANES] = {0};
         for (; i + NN_LANES <= hi; i += NN_LANES)
 #pragma omp simd
-            for (size_t l = 0; l < NN_LANES; l++)
-                acc[l] += a[i + l] * (b ? b[i + l] : 1.0f) * (c ? c[i + l] : 1.0f);
-        for (size_t l = 0; i < hi; i++, l++) acc[l] += a[i] * (b ? b[i] : 1.0f) * (c ? c[i] : 1.0f);
+            for (size_t l = 0; l < NN_LANES; l++) acc[l] += a[i + l] * b[i + l] * c[i + l];
+        for (size_t l = 0; i < hi; i++, l++) acc[l] += a[i] * b[i] * c[i];
         s += nn_lanes_total(acc);
     }
     return s;
 }
-
-static inline double nn_dot(const float *a, const float *b, size_t n) { return nn_dot3(a, b, NULL, n); }
 
 /* sum of e_i = nn_expf(x[i] - sub) over i < n, in double; writes e_i to out[i] when out is not NULL
  * (out may be x) */
