@@ -102,6 +102,15 @@ struct model_moe_ops {
     /* Optional (may be NULL): reduce the aux-loss statistics over a wider token set (e.g. all-reduce over
      * the EP group), in place: counts (E) token-assignments, psum (E) sums of probabilities, *tokens. */
     void (*aux_reduce)(void *ctx, int moe_slot, double *counts, double *psum, double *tokens);
+    /* Optional split form, for overlapping the exchange with the shared experts (src/dist, --overlap on).
+     * When both of a pair are set they replace the call above: forward = start(rows ...), the shared experts,
+     * finish(out); backward = start(dout ...), the shared experts' backward, finish(drows += ...). rows / dout
+     * stay untouched between start and finish. The results are the same bits as the unsplit form. */
+    void (*experts_forward_start)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *rows,
+                                  const int32_t *counts, const int32_t *offsets, size_t NK);
+    void (*experts_forward_finish)(void *ctx, umoe_model *m, int layer, int moe_slot, float *out);
+    void (*experts_backward_start)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *dout, size_t NK);
+    void (*experts_backward_finish)(void *ctx, umoe_model *m, int layer, int moe_slot, float *drows);
 };
 void model_set_moe_ops(umoe_model *m, const model_moe_ops *ops);
 
