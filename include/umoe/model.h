@@ -147,6 +147,7 @@ typedef struct {
                                     * expert outputs, top-k), counting each shared/slot region once */
     size_t offload_pool;           /* host pool or file bytes (0 without offload) */
     double offload_moved;          /* bytes moved out and back by the background thread so far */
+    double offload_busy_s;         /* seconds the background thread spent moving them */
     double offload_wait_s;         /* seconds the compute thread waited for it (0 = fully overlapped) */
     double recompute_s;            /* seconds spent rebuilding freed activations in backward so far */
     size_t alloc_current, alloc_peak; /* the counted allocator, whole process */
