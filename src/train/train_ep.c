@@ -269,6 +269,8 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     st = train_loader_init(&ld, &data, Bg, o->T, s->mtp, o->val_frac, o->seed ^ 0x6c6f61646572ULL);
     if ((st = agree(st, rank))) goto done;
     st = model_init(&R.m, s, Bl, o->T, o->seed);
+    if (!st) st = model_set_recompute(R.m, c->recompute); /* memory optimisations: docs/engine-memory.md */
+    if (!st) st = model_set_offload(R.m, c->offload, c->offload_dir);
     if ((st = agree(st, rank))) goto done;
     R.t = model_tensors(R.m, &R.n_t);
     R.n_moe = model_n_moe_layers(R.m);
@@ -430,6 +432,10 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
             sm.val_loss = validate(&R, &data, &ld, Bg, Bl, o->T, c->val_batches);
             r->val_loss = sm.val_loss;
         }
+        model_memory mem; /* this rank's (rank 0 writes the log); the AdamW m and v are the trainer's */
+        model_memory_report(R.m, &mem);
+        mem.optimizer = 2 * n_params * sizeof(float);
+        sm.mem = &mem;
         log_step(log, &sm, &R, &es, imb, eo->hierarchical);
         if (!quiet && (step == step0 || (step + 1) % print_every == 0 || last || stop)) {
             double el = umoe_now() - t_run;
