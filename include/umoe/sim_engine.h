@@ -36,7 +36,10 @@ typedef struct {
     double arena_resident, arena_shared, arena_other;
     double ep_buffers;                  /* EP staging and per-slot expert buffers outside the arena */
     double host_other;                  /* the data file, loader and batch tables */
-    double alloc_peak;                  /* everything the counted allocator holds at its peak */
+    double init_peak;                   /* with a recompute policy: held while the default arena is rebuilt
+                                         * (before the optimizer state exists); 0 without one */
+    double alloc_peak;                  /* everything the counted allocator holds at its peak: the larger of
+                                         * the steady state and init_peak */
     double rss;                         /* alloc_peak + the hardware's mem_reserved (the runtime's share) */
 } sim_engine_result;
 

@@ -33,13 +33,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: umoe validate --engine [--hw FILE] [--quick] [--set FILE] [--json]\n\n"
+            "usage: umoe validate --engine [--hw FILE] [--bench] [--quick] [--set FILE] [--json]\n\n"
             "Runs real training configurations of the engine on this machine (umoe train, under mpirun for\n"
             "EP 2 and 4, one thread per rank), simulates each with the measured hardware spec, and prints\n"
             "predicted vs measured step time and peak memory with the error per row and the median absolute\n"
             "errors. Method and figures: docs/engine-validation.md.\n\n"
             "  --hw FILE   hardware spec measured by `umoe bench` (configs/hardware/local.json; measured first\n"
             "              with `mpirun -np 2 umoe bench --out FILE` when missing)\n"
+            "  --bench     measure the spec again first (same load as the runs that follow)\n"
             "  --quick     the short set (configs/engine-validation/quick.json, about a minute on 2 cores)\n"
             "  --set FILE  another set of runs (format in docs/engine-validation.md)\n"
             "  --json      machine-readable output\n");
@@ -138,7 +139,8 @@ static int run_bench(const char *hw, int quick) {
     if (quick) arg(&a, "%s", "--quick");
     arg(&a, "%s", "--out");
     arg(&a, "%s", hw);
-    fprintf(stderr, "umoe validate: %s does not exist; measuring this machine first: %s%s bench%s --out %s\n", hw,
+    fprintf(stderr, "umoe validate: %s%s; measuring this machine first: %s%s bench%s --out %s\n", hw,
+            file_exists(hw) ? " (--bench)" : " does not exist",
             have_mpirun() ? "mpirun -np 2 " : "", "umoe", quick ? " --quick" : "", hw);
     char log[4200];
     snprintf(log, sizeof log, "%s.bench-log", hw);
@@ -398,12 +400,13 @@ static void rm_tmp(const char *tmp, const run_set *S) {
 
 int cmd_validate_engine(int argc, char **argv) {
     const char *hw_arg = NULL, *set_arg = NULL;
-    int quick = 0, json = 0;
+    int quick = 0, json = 0, bench = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { usage(stdout); return UMOE_EXIT_OK; }
         if (!strcmp(a, "--engine")) continue;
         if (!strcmp(a, "--quick")) quick = 1;
+        else if (!strcmp(a, "--bench")) bench = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--hw") || !strcmp(a, "--set")) {
             const char *v = cli_value("validate", argc, argv, i);
@@ -421,7 +424,7 @@ int cmd_validate_engine(int argc, char **argv) {
         char p[4096];
         if (spec_resolve(hw, "hardware", p, sizeof p)) umoe_strlcpy(hw, p, sizeof hw);
     }
-    if (!file_exists(hw)) {
+    if (!file_exists(hw) || bench) {
         int rc = run_bench(hw, quick);
         if (rc) return rc;
     }

@@ -104,6 +104,7 @@ void engine_report_print(const engine_row *rows, int n, const char *hw, int json
                 jw_num(&w, "arena", r->pred.arena);
                 jw_num(&w, "ep_buffers", r->pred.ep_buffers);
                 jw_num(&w, "host_other", r->pred.host_other);
+                jw_num(&w, "init_peak", r->pred.init_peak);
                 jw_obj_close(&w);
             }
             jw_obj_close(&w);

@@ -227,5 +227,16 @@ void sim_engine_memory(const spec_model *s, const sim_engine_config *c, sim_engi
     double windows = c->data_bytes / (c->T > 0 ? c->T : 1);
     r->host_other = c->data_bytes + 1 + 8 * windows + 4 * 2 * (double)c->batch * (c->T + 1 + s->mtp);
     r->alloc_peak = r->params + r->grads + r->optimizer + r->arena + r->ep_buffers + r->host_other;
+    /* the engine builds the model with the default arena (no recompute) and rebuilds it with the policy
+     * before the optimizer state exists (src/train: model_init, then model_set_recompute, then AdamW): with a
+     * policy that shrinks the arena a lot, that first moment can be the peak */
+    if (c->recompute) {
+        sim_engine_result d;
+        memset(&d, 0, sizeof d);
+        arena_bytes(s, N, 0, &d);
+        double first = r->params + r->grads + d.arena + r->host_other;
+        r->init_peak = first;
+        if (first > r->alloc_peak) r->alloc_peak = first;
+    }
     r->rss = r->alloc_peak;
 }
