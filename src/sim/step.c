@@ -79,7 +79,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     if (n_dense_total > 0) sim_layer_cost(m, h, s, o, &g, 0, &cd); else memset(&cd, 0, sizeof cd);
     if (is_moe && n_dense_total < m->L) sim_layer_cost(m, h, s, o, &g, 1, &cm); else memset(&cm, 0, sizeof cm);
     sim_embed_cost(m, h, s, &g, &ce);
-    sim_head_cost(m, h, s, &g, &ch);
+    sim_head_cost(m, h, s, o, &g, &ch);
     double act_d = n_dense_total > 0 ? sim_layer_act_bytes(m, s, o, 0) : 0;
     double act_m = is_moe ? sim_layer_act_bytes(m, s, o, 1) : 0;
 
