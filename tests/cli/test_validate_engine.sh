@@ -2,7 +2,8 @@
 # hardware spec that does not exist yet it measures one first (umoe bench --quick); the --quick set runs (EP 1,
 # 2 and 4 under mpirun when MPI is there; else the single-process runs only) and prints every row with finite
 # predicted and measured step times and memory; the counted-allocator peak is predicted within the thresholds
-# below (measured: max 2.7%, median 0.2%, docs/engine-validation.md; thresholds about 1.5x). Step-time errors
+# below (measured, docs/engine-validation.md: without placement |error| <= 1.1%, median 0.2%; with dynamic
+# placement, where the prediction is an upper bound, -1.6% to +5.8%; thresholds about 1.5x). Step-time errors
 # are only checked to be finite: the 2-core machine is shared, so timing belongs to the docs, not to a test.
 . tests/cli/lib.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -53,7 +54,11 @@ for r in rows:
           and fin(r["step_error"]), str(r))
     check("engine: %s predicted = measured arena" % r["id"], r["predicted_arena"] == r["measured_arena"],
           "%s vs %s" % (r["predicted_arena"], r["measured_arena"]))
-    check("engine: %s allocator peak within 4%%" % r["id"], abs(r["alloc_error"]) < 0.04, str(r["alloc_error"]))
+    if r["placement"] > 0:  # rank 0's rows after a re-placement: bounded by the most loaded rank's
+        check("engine: %s allocator peak within -3%%..+9%% (placement: upper bound)" % r["id"],
+              -0.03 < r["alloc_error"] < 0.09, str(r["alloc_error"]))
+    else:
+        check("engine: %s allocator peak within 2%%" % r["id"], abs(r["alloc_error"]) < 0.02, str(r["alloc_error"]))
     # the pieces add up to the prediction
     p = r["predicted"]
     tot = p["params"] + p["grads"] + p["optimizer"] + p["arena"] + p["ep_buffers"] + p["host_other"]
