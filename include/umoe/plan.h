@@ -30,7 +30,7 @@ typedef struct {
     /* Recompute policies to try (SPEC_RC_* masks); n_recompute == 0 = plan_recompute_default(). */
     int n_recompute;
     unsigned recompute[PLAN_RC_MAX];
-    int no_offload;     /* 1: do not search activation offload (default: searched when the hardware has host_bw) */
+    int no_offload;     /* 1: do not search offload (default: searched when the hardware has host_bw; plan_offload_variants) */
 } plan_options;
 
 /* The part of a sim_result the planner keeps (sim_result itself carries a pipeline record of ~4 KB). */
@@ -117,7 +117,7 @@ umoe_status plan_layouts(const spec_model *m, const spec_strategy *base, int dev
  * allowed (pad_layers = 1: MindSpeed's no-op layers; Pangu Ultra MoE runs 61 layers on PP16) and every
  * overlap switch on (TP, EP, DP, PP: what Megatron-LM / MindSpeed offer and the paper used; overlap only hides
  * time, so a search over the switches would always pick them). Offload is off here; the search adds
- * offload_activations as a variant of the recompute policies (plan_offload_variants). */
+ * activation and optimizer offload as variants of the recompute policies (plan_offload_variants). */
 void plan_strategy_base(spec_strategy *s, int gbs);
 /* Fill a full strategy from base (plan_strategy_base) and an entry's searched fields. */
 void plan_entry_strategy(const plan_entry *e, const spec_strategy *base, spec_strategy *s);

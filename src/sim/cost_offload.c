@@ -26,7 +26,7 @@
  * bandwidth one device's share of the CPUs gets). ASSUMPTION: the three run one after the other, not
  * overlapped with each other or with the backward (no delayed parameter update), and host compute keeps up with
  * host memory; this is an upper bound on the step. It is never charged below the device-side step (on every
- * shipped preset the host path is 20-100x slower, so this only guarantees that offload never shortens a step,
+ * shipped preset the host path is 25-120x slower, so this only guarantees that offload never shortens a step,
  * which the planner's throughput bound relies on). */
 #include "cost.h"
 

@@ -98,6 +98,18 @@ static void test_tiny_moe_order_matches_engine(void) {
         CHECK(sim_save[i] > 0, "%s lowers the simulated activations (%g bytes)", mod_names[i], sim_save[i]);
     }
     s.recompute = 0;
+    /* Beyond the order: per layer the engine frees exactly the elements the simulator frees. The engine's saving
+     * is (layers with the module - 1) x one layer's buffers x 4 bytes x 1024 tokens (the shared region keeps one
+     * layer's worth; 4 layers + 1 MTP layer, of which 4 are MoE); the simulator stores 2 bytes per element and
+     * 4 for the log-sum-exp (H per token). */
+    for (int i = 0; i < N_MODS; i++) {
+        int moe_only = mods[i] == SPEC_RC_EXPERT_FC1 || mods[i] == SPEC_RC_PERMUTE;
+        double layers = moe_only ? 4 : 5;
+        double eng_elems = eng_save[i] / (4.0 * 1024 * (layers - 1));
+        double sim_bytes = saved(&m, &s, mods[i], 1) / (8.0 * m.T);
+        double sim_elems = mods[i] == SPEC_RC_ATTN_CORE ? (sim_bytes - 4.0 * m.H) / 2 + m.H : sim_bytes / 2;
+        CHECK_CLOSE(sim_elems, eng_elems, 1e-12, 0, mod_names[i]);
+    }
     for (int i = 0; i < N_MODS; i++)
         for (int j = 0; j < N_MODS; j++) {
             int se = (eng_save[i] > eng_save[j]) - (eng_save[i] < eng_save[j]);
