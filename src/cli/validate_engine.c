@@ -67,7 +67,11 @@ static double cpu_cores(void) {
     return n > 0 ? (double)n : 1;
 }
 
-static int have_mpirun(void) { return system("command -v mpirun >/dev/null 2>&1") == 0; }
+static int have_mpirun(void) {
+    static int known = -1;
+    if (known < 0) known = system("command -v mpirun >/dev/null 2>&1") == 0;
+    return known;
+}
 
 /* Runs argv with stdout+stderr to `out_path`; environment adds one thread per rank. Returns the exit status
  * (-1 when it could not start); cpu_s = user + system seconds of the child and every descendant it reaped. */

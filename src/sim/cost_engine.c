@@ -14,7 +14,8 @@
  * Several ranks on one host share its cores: a rank that needs `threads` cores gets
  * share = min(1, cores / (ranks x threads)) of them, so every compute and element-wise time is divided by
  * share (ranks time-slice the cores; the bench measured one rank per core).
- * Does not: model the time of an oversubscribed rank waiting inside a collective for a descheduled peer
+ * Does not: model caches for element-wise kernels (one DRAM-measured rate, an over-estimate for activations
+ * that stay in L2/L3), the time of an oversubscribed rank waiting inside a collective for a descheduled peer
  * (the measured alpha-beta figures are for one rank per core), load from other users of the machine,
  * offload, or the first step's one-off costs (buffer growth, page faults): the validation skips warm-up. */
 #include <math.h>
