@@ -114,6 +114,9 @@ typedef struct {
     double comm_eff_intra;   /* achieved / nominal link bandwidth, collectives inside a node */
     double comm_eff_inter;   /* the same across nodes */
     double mem_reserved;     /* bytes per device not available to the framework (runtime, fragmentation) */
+    /* added for offload (additive; 0 = not given: the simulator then refuses strategies that offload) */
+    double host_bw;          /* device <-> host link, bytes/s per device per direction, achieved (PCIe / HCCS) */
+    double host_mem_bw;      /* host DRAM bandwidth available to one device's host-side optimizer, bytes/s */
 } spec_hardware;
 
 typedef struct {

@@ -10,14 +10,12 @@
 
 #define SIM_MAX_STAGES 1024 /* = the pipeline result's per-device arrays */
 
-#define SIM_OPT_BYTES_PER_PARAM 34.0 /* Adam step: read grad, m, v, master (16), write m, v, master (12) and bf16
-                                      * param (2), plus the grad-norm read for clipping (4); docs/cost-model.md */
-
 static void add(sim_cost *a, const sim_cost *b, double k) {
     a->fwd += k * b->fwd; a->bwd += k * b->bwd; a->bwd_w += k * b->bwd_w; a->gemm_fwd += k * b->gemm_fwd;
     a->rc += k * b->rc; a->tp_fwd += k * b->tp_fwd; a->tp_bwd += k * b->tp_bwd; a->cp_fwd += k * b->cp_fwd;
     a->cp_bwd += k * b->cp_bwd; a->ep_fwd += k * b->ep_fwd; a->ep_bwd += k * b->ep_bwd;
     a->params_dense += k * b->params_dense; a->params_expert += k * b->params_expert;
+    a->off_fwd += k * b->off_fwd; a->off_bwd += k * b->off_bwd;
 }
 
 /* Micro-batches (in units of one micro-batch through the whole stage) whose activations stage `st` holds
@@ -51,6 +49,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         return umoe_fail("sim: tp x cp x pp x dp = %d x %d x %d x %d does not equal the %d devices", g.tp, g.cp, g.pp,
                          g.dp, c->devices);
     if (m->L < g.pp * g.vpp) return umoe_fail("sim: %d layers cannot fill pp x vpp = %d stages", m->L, g.pp * g.vpp);
+    if ((s->offload_activations || s->offload_optimizer) && sim_offload_check(h, s)) return UMOE_EINPUT;
 
     memset(r->breakdown, 0, sizeof r->breakdown);
     memset(r->memory, 0, sizeof r->memory);
@@ -82,6 +81,10 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     sim_head_cost(m, h, s, o, &g, &ch);
     double act_d = n_dense_total > 0 ? sim_layer_act_bytes(m, s, o, 0) : 0;
     double act_m = is_moe ? sim_layer_act_bytes(m, s, o, 1) : 0;
+    /* activation offload (cost_offload.c): bytes each layer moves, and their exposed host-link time */
+    double off_d = sim_offload_bytes_of(m, s, act_d), off_m = sim_offload_bytes_of(m, s, act_m);
+    sim_offload_layer_cost(h, off_d, &cd);
+    sim_offload_layer_cost(h, off_m, &cm);
 
     /* ---- model chunks (pp x vpp, chunk c on stage c % pp, layers in model order, dense layers first; the
      * split is spec_chunk_layers: even, or MindSpeed-style padding) -> per-stage sums */
@@ -91,10 +94,13 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     if (tot != m->L) chunk_ok = 0; /* unchecked strategy: plain even split with the remainder up front */
     sim_cost stage[SIM_MAX_STAGES];
     double stage_act[SIM_MAX_STAGES], stage_extra[SIM_MAX_STAGES];
+    double stage_off[SIM_MAX_STAGES], stage_offmax[SIM_MAX_STAGES]; /* offloaded bytes: sum, largest layer */
     int stage_nm[SIM_MAX_STAGES];
     if (pp > SIM_MAX_STAGES) return umoe_fail("sim: pp = %d exceeds %d stages", pp, SIM_MAX_STAGES);
     memset(stage, 0, sizeof(sim_cost) * pp);
-    for (int st = 0; st < pp; st++) { stage_act[st] = 0; stage_extra[st] = 0; stage_nm[st] = 0; }
+    for (int st = 0; st < pp; st++) {
+        stage_act[st] = 0; stage_extra[st] = 0; stage_nm[st] = 0; stage_off[st] = 0; stage_offmax[st] = 0;
+    }
     sim_cost hd = ch; hd.params_dense = 0;  /* MTP passes share the head */
     sim_cost *chunks = NULL; /* per-chunk costs, detailed runs only (the fast path allocates nothing) */
     size_t chunks_bytes = sizeof(sim_cost) * (size_t)n_chunks;
@@ -113,6 +119,9 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         add(sc, &cm, nm);
         stage_act[st] += nd * act_d + nm * act_m;
         stage_nm[st] += nm;
+        stage_off[st] += nd * off_d + nm * off_m;
+        if (nd && off_d > stage_offmax[st]) stage_offmax[st] = off_d;
+        if (nm && off_m > stage_offmax[st]) stage_offmax[st] = off_m;
         if (chn == 0) add(sc, &ce, 1);
         if (chn == n_chunks - 1) {
             add(sc, &ch, 1);
@@ -122,6 +131,8 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
                 add(sc, &hd, m->mtp);
                 sc->params_dense += m->mtp * (2.0 * m->C * m->C + 2 * m->C);
                 stage_act[st] += m->mtp * (is_moe ? act_m : act_d);
+                stage_off[st] += m->mtp * (is_moe ? off_m : off_d);
+                if ((is_moe ? off_m : off_d) > stage_offmax[st]) stage_offmax[st] = is_moe ? off_m : off_d;
                 if (is_moe) stage_nm[st] += m->mtp;
             }
             stage_extra[st] += 4.0 * g.t * m->V / g.tp + 2.0 * g.t_sp * m->C; /* fp32 logits + head input */
@@ -139,8 +150,8 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     double zero1_d = s->zero1 ? g.dp * g.cp : 1, zero1_e = s->zero1 ? g.edp : 1;
     for (int st = 0; st < pp; st++) {
         const sim_cost *sc = &stage[st];
-        double t_f = sc->fwd + sc->tp_fwd + sc->cp_fwd + sc->ep_fwd;
-        double t_b = sc->bwd + sc->rc + sc->tp_bwd + sc->cp_bwd + sc->ep_bwd;
+        double t_f = sc->fwd + sc->tp_fwd + sc->cp_fwd + sc->ep_fwd + sc->off_fwd;
+        double t_b = sc->bwd + sc->rc + sc->tp_bwd + sc->cp_bwd + sc->ep_bwd + sc->off_bwd;
         double ts = t_f + t_b;
         t_sum += ts; f_sum += t_f; b_sum += t_b; w_sum += sc->bwd_w;
         if (ts > t_max) { t_max = ts; worst_st = st; stage_f_worst = t_f; stage_b_worst = t_b; }
@@ -153,7 +164,8 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double mo = s->offload_optimizer ? 0 : 12.0 * (pd / zero1_d + pe / zero1_e) * copies;
         double inf = inflight(s->schedule, pp, g.vpp, st, n_mb);
         double act = stage_act[st];
-        double ma = s->offload_activations ? act : act * inf;  /* offload: one micro-batch resident */
+        double ma = s->offload_activations ? sim_offload_resident_bytes(act, stage_off[st], stage_offmax[st], inf)
+                                           : act * inf;
         double mdisp = stage_nm[st] > 0 ? 2.0 * (g.t / g.tp) * m->K * g.etp * g.imb * m->C * 2.0 : 0; /* send+recv */
         double total = mw + mg + mo + ma + mdisp + stage_extra[st] + h->mem_reserved;
         if (total > mem_peak) {
@@ -191,8 +203,10 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double dmax = 0;
         for (int st = 0; st < pp; st++) {
             const sim_cost *a = &stage[st], *b = &stage[pp - 1 - st];
-            double ta = a->fwd + a->tp_fwd + a->cp_fwd + a->ep_fwd + a->bwd + a->rc + a->tp_bwd + a->cp_bwd + a->ep_bwd;
-            double tb = b->fwd + b->tp_fwd + b->cp_fwd + b->ep_fwd + b->bwd + b->rc + b->tp_bwd + b->cp_bwd + b->ep_bwd;
+            double ta = a->fwd + a->tp_fwd + a->cp_fwd + a->ep_fwd + a->bwd + a->rc + a->tp_bwd + a->cp_bwd + a->ep_bwd
+                        + a->off_fwd + a->off_bwd;
+            double tb = b->fwd + b->tp_fwd + b->cp_fwd + b->ep_fwd + b->bwd + b->rc + b->tp_bwd + b->cp_bwd + b->ep_bwd
+                        + b->off_fwd + b->off_bwd;
             if (0.5 * (ta + tb) > dmax) dmax = 0.5 * (ta + tb);
         }
         if (t_max > 0) busy_scale = dmax / t_max;
@@ -218,9 +232,9 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double *fa = umoe_malloc(sizeof(double) * 3 * V, "sim chunk times"), *ba = fa + V, *wa = fa + 2 * V;
         for (int v = 0; v < V; v++) {
             const sim_cost *c1 = &chunks[v];
-            fa[v] = c1->fwd + c1->tp_fwd + c1->cp_fwd + c1->ep_fwd;
+            fa[v] = c1->fwd + c1->tp_fwd + c1->cp_fwd + c1->ep_fwd + c1->off_fwd;
             wa[v] = c1->bwd_w;
-            ba[v] = c1->bwd + c1->rc + c1->tp_bwd + c1->cp_bwd + c1->ep_bwd - wa[v];
+            ba[v] = c1->bwd + c1->rc + c1->tp_bwd + c1->cp_bwd + c1->ep_bwd + c1->off_bwd - wa[v];
         }
         int split = s->schedule == SPEC_SCHED_ZB1P || s->schedule == SPEC_SCHED_DUALPIPE;
         if (!split) for (int v = 0; v < V; v++) ba[v] += wa[v];
@@ -263,7 +277,8 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
 
     /* ---- optimizer (memory bound over the parameters this device updates) */
     double p_opt = s->zero1 ? pd / ndp + pe / g.edp : pd + pe;
-    double t_opt = s->offload_optimizer ? 0 : sim_mem_time(h, SIM_OPT_BYTES_PER_PARAM * p_opt);
+    double t_opt = sim_mem_time(h, SIM_OPT_BYTES_PER_PARAM * p_opt);
+    if (s->offload_optimizer) t_opt = sim_offload_optimizer_time(h, p_opt, t_opt); /* Adam on the host */
 
     double step = t_pipe + t_pp + t_dp + t_opt;
     r->step_time_s = step;
@@ -277,6 +292,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     r->breakdown[SIM_T_DP] = t_dp;
     r->breakdown[SIM_T_BUBBLE] = bubble;
     r->breakdown[SIM_T_OPTIMIZER] = t_opt;
+    r->breakdown[SIM_T_OFFLOAD] = k_mb * (worst.off_fwd + worst.off_bwd);
     r->bubble_frac = bubble / step;
     r->tokens_per_s = tokens_step / step;
     r->flops_per_step_model = r->flops_per_token * tokens_step;
