@@ -3,7 +3,9 @@
 # 2 and 4 under mpirun when MPI is there; else the single-process runs only) and prints every row with finite
 # predicted and measured step times and memory; the counted-allocator peak is predicted within the thresholds
 # below (measured, docs/engine-validation.md: without placement |error| <= 1.1%, median 0.2%; with dynamic
-# placement, where the prediction is an upper bound, -1.6% to +5.8%; thresholds about 1.5x). Step-time errors
+# placement, where the prediction is an upper bound (the most loaded rank's), -1.6% to +16% across runs: whether
+# and where experts move depends on measured step times, so rank 0's measured peak varies from run to run; the
+# check is that the prediction bounds it (-3% slack) and stays within +25%; thresholds about 1.5x). Step-time errors
 # are only checked to be finite: the 2-core machine is shared, so timing belongs to the docs, not to a test.
 . tests/cli/lib.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -55,8 +57,8 @@ for r in rows:
     check("engine: %s predicted = measured arena" % r["id"], r["predicted_arena"] == r["measured_arena"],
           "%s vs %s" % (r["predicted_arena"], r["measured_arena"]))
     if r["placement"] > 0:  # rank 0's rows after a re-placement: bounded by the most loaded rank's
-        check("engine: %s allocator peak within -3%%..+9%% (placement: upper bound)" % r["id"],
-              -0.03 < r["alloc_error"] < 0.09, str(r["alloc_error"]))
+        check("engine: %s allocator peak within -3%%..+25%% (placement: upper bound)" % r["id"],
+              -0.03 < r["alloc_error"] < 0.25, str(r["alloc_error"]))
     else:
         check("engine: %s allocator peak within 2%%" % r["id"], abs(r["alloc_error"]) < 0.02, str(r["alloc_error"]))
     # the pieces add up to the prediction
