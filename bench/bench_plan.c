@@ -4,8 +4,12 @@
  *      evaluated, and evaluations per second on the closed-form path;
  *   3. the same search without pruning (every candidate simulated).
  * Targets (issue 2): >= 1,000,000 evaluations/s per core; the default plan under one second.
- * Usage: build/bench/bench_plan [MODEL CLUSTER]. */
+ * Usage: build/bench/bench_plan [MODEL CLUSTER] [--calls N] [--sim-only] [--no-noprune]
+ *   --calls N      sim_run calls in part 1 (default 1,000,000; 0 skips part 1)
+ *   --sim-only     part 1 only (e.g. under `valgrind --tool=callgrind` for load-independent instruction counts)
+ *   --no-noprune   skip part 3 (the slow unpruned plan). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "umoe/plan.h"
@@ -40,8 +44,19 @@ static void plan_once(const spec_model *m, const spec_cluster *c, int no_prune) 
 }
 
 int main(int argc, char **argv) {
-    const char *model = argc > 2 ? argv[1] : "pangu-ultra-moe-718b";
-    const char *cluster = argc > 2 ? argv[2] : "ascend-910b-6144";
+    const char *model = "pangu-ultra-moe-718b", *cluster = "ascend-910b-6144";
+    int n = 1000000, sim_only = 0, no_noprune = 0, npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--calls") && i + 1 < argc) n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--sim-only")) sim_only = 1;
+        else if (!strcmp(argv[i], "--no-noprune")) no_noprune = 1;
+        else if (argv[i][0] != '-' && npos < 2) *(npos++ ? &cluster : &model) = argv[i];
+        else {
+            fprintf(stderr, "usage: bench_plan [MODEL CLUSTER] [--calls N] [--sim-only] [--no-noprune]\n");
+            return 2;
+        }
+    }
+    if (n < 0) n = 0;
     spec_model m;
     spec_cluster c;
     if (spec_model_load(model, &m) != UMOE_OK || spec_cluster_load(cluster, &c) != UMOE_OK) {
@@ -56,11 +71,15 @@ int main(int argc, char **argv) {
     s.mbs = 2, s.schedule = SPEC_SCHED_INTERLEAVED;
     sim_options o;
     memset(&o, 0, sizeof o);
+    sim_model_pre pre; /* as the planner calls it: model counts precomputed once */
+    sim_model_pre_init(&pre, &m, 0);
+    o.pre = &pre;
     sim_result r;
-    if (sim_run(&m, &c, &s, &o, &r) != UMOE_OK) {
+    if (n == 0) {
+        /* part 1 skipped */
+    } else if (sim_run(&m, &c, &s, &o, &r) != UMOE_OK) {
         fprintf(stderr, "bench_plan: reference strategy rejected: %s\n", umoe_err);
     } else {
-        int n = 1000000;
         double sink = 0, t0 = umoe_now(), c0 = cpu_now();
         for (int i = 0; i < n; i++) {
             s.mbs = 1 + (i & 1); /* defeat any caching of identical calls */
@@ -71,9 +90,10 @@ int main(int argc, char **argv) {
         printf("sim_run closed form (TP8 PP16 VPP2 EP4): %.1f ns/call CPU (%.1f wall), %.2fM calls per CPU-second "
                "(checksum %.6g)\n", 1e9 * dc / n, 1e9 * dt / n, n / dc / 1e6, sink);
     }
+    if (sim_only) return 0;
     /* 2, 3. the planner */
     printf("%s on %s (%d devices):\n", m.name, c.name, c.devices);
     plan_once(&m, &c, 0);
-    plan_once(&m, &c, 1);
+    if (!no_noprune) plan_once(&m, &c, 1);
     return 0;
 }

@@ -1,12 +1,33 @@
 /* cost_compute.c - compute-side roofline of the cost model: GEMM efficiency from the hardware's measured
- * table, GEMM time, memory-bound kernel time. Pure functions, no allocation (planner hot path).
+ * table, GEMM time, memory-bound kernel time. Pure functions (a per-thread memo of ln, below), no allocation
+ * (planner hot path).
  * Does not: know layers or strategies (cost_layer.c) or communication (cost_comm.c).
  * Equations: docs/cost-model.md section "Compute". Roofline: Williams, Waterman, Patterson, "Roofline: an
  * insightful visual performance model", CACM 2009: t = max(flops / (peak x eff), bytes / (bw x mem_eff)). */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include "umoe/sim.h"
 
 #define SIM_DEFAULT_GEMM_EFF 0.7 /* used only when a hardware spec has no table; see docs/cost-model.md */
+
+/* ln(q), remembered per thread for the last q seen in each of 256 slots (a pure function, so the memo needs no
+ * invalidation). The planner evaluates the same GEMM shapes many times over (every recompute policy and ZeRO-1
+ * setting of a micro-batch size has the same GEMMs), and the logarithm was the largest single cost of the
+ * closed form (docs/planner.md "Speed"). Slots start at q = 0, which never matches: callers pass q > 1. */
+#define LN_MEMO_BITS 8
+static _Thread_local struct { double q, ln; } ln_memo[1 << LN_MEMO_BITS];
+
+static double ln_memo_get(double q) {
+    uint64_t b;
+    memcpy(&b, &q, sizeof b);
+    unsigned i = (unsigned)((b * 0x9E3779B97F4A7C15ull) >> (64 - LN_MEMO_BITS)); /* Fibonacci hashing */
+    if (ln_memo[i].q == q) return ln_memo[i].ln;
+    double v = log(q);
+    ln_memo[i].q = q;
+    ln_memo[i].ln = v;
+    return v;
+}
 
 double sim_gemm_eff(const spec_hardware *h, double flops) {
     int n = h->n_gemm_eff;
@@ -16,7 +37,7 @@ double sim_gemm_eff(const spec_hardware *h, double flops) {
     int i = 1;
     while (i < n - 1 && flops > h->gemm_eff_flops[i]) i++;
     /* piecewise linear in log10(flops) between points i-1 and i */
-    double f = log(flops / h->gemm_eff_flops[i - 1]) / log(h->gemm_eff_flops[i] / h->gemm_eff_flops[i - 1]);
+    double f = ln_memo_get(flops / h->gemm_eff_flops[i - 1]) / spec_gemm_eff_lnr(h, i); /* ratio: cached */
     return h->gemm_eff[i - 1] + f * (h->gemm_eff[i] - h->gemm_eff[i - 1]);
 }
 
