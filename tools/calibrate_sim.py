@@ -82,7 +82,7 @@ def b200_rows(hw, moe_only=False):
 
 def step3():
     best = None
-    for e_max in [0.38, 0.40, 0.41, 0.42, 0.44, 0.48]:
+    for e_max in [0.38, 0.40, 0.41, 0.42, 0.43, 0.44, 0.48]:
         for attn in [0.35, 0.45, 0.55]:
             hw = hw_with("configs/hardware/b200.json", e_max, attn)
             out = run(["validate", b200_rows(hw), "--json"])

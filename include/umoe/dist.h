@@ -234,6 +234,10 @@ const model_moe_ops *ep_moe_ops(const ep_moe *x); /* pass to model_set_moe_ops *
 umoe_status ep_moe_set_placement(ep_moe *x, int slot, const int32_t *owner);
 int ep_moe_is_local(const ep_moe *x, int slot, int expert); /* this rank owns `expert` in `slot` */
 const int32_t *ep_moe_owner(const ep_moe *x, int slot); /* (n_experts) the slot's placement table */
+/* Overlap (--overlap on): install the model's split hooks, so the dispatch (forward) and the combine's backward
+ * are in flight (non-blocking MPI) while the model computes the shared experts; same results bit for bit.
+ * Takes effect from the next forward (the model keeps a pointer to ep_moe_ops(x)). */
+void ep_moe_set_overlap(ep_moe *x, int on);
 typedef struct {
     double dispatch_s; /* wall seconds in dispatch forward + dispatch backward (incl. waiting for peers) */
     double expert_s;   /* in the local experts, forward + backward */

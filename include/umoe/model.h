@@ -102,6 +102,15 @@ struct model_moe_ops {
     /* Optional (may be NULL): reduce the aux-loss statistics over a wider token set (e.g. all-reduce over
      * the EP group), in place: counts (E) token-assignments, psum (E) sums of probabilities, *tokens. */
     void (*aux_reduce)(void *ctx, int moe_slot, double *counts, double *psum, double *tokens);
+    /* Optional split form, for overlapping the exchange with the shared experts (src/dist, --overlap on).
+     * When both of a pair are set they replace the call above: forward = start(rows ...), the shared experts,
+     * finish(out); backward = start(dout ...), the shared experts' backward, finish(drows += ...). rows / dout
+     * stay untouched between start and finish. The results are the same bits as the unsplit form. */
+    void (*experts_forward_start)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *rows,
+                                  const int32_t *counts, const int32_t *offsets, size_t NK);
+    void (*experts_forward_finish)(void *ctx, umoe_model *m, int layer, int moe_slot, float *out);
+    void (*experts_backward_start)(void *ctx, umoe_model *m, int layer, int moe_slot, const float *dout, size_t NK);
+    void (*experts_backward_finish)(void *ctx, umoe_model *m, int layer, int moe_slot, float *drows);
 };
 void model_set_moe_ops(umoe_model *m, const model_moe_ops *ops);
 
@@ -138,6 +147,7 @@ typedef struct {
                                     * expert outputs, top-k), counting each shared/slot region once */
     size_t offload_pool;           /* host pool or file bytes (0 without offload) */
     double offload_moved;          /* bytes moved out and back by the background thread so far */
+    double offload_busy_s;         /* seconds the background thread spent moving them */
     double offload_wait_s;         /* seconds the compute thread waited for it (0 = fully overlapped) */
     double recompute_s;            /* seconds spent rebuilding freed activations in backward so far */
     size_t alloc_current, alloc_peak; /* the counted allocator, whole process */

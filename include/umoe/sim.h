@@ -40,6 +40,9 @@ typedef struct {
     double host_s_per_kernel; /* > 0: override the host launch time per kernel (calibration tools only) */
     double host_combine_p;    /* > 0: override how GPU and host time combine (calibration tools only) */
     double grouped_gemm_factor; /* > 0: override the grouped-GEMM factor (calibration tools only) */
+    int loss_unfused;  /* 1: Megatron's unfused vocab-parallel cross-entropy (fp32 cast, max, subtract, exp, sum,
+                        *    divide as separate passes: 38 bytes per logit forward, 14 backward); 0 (default): a
+                        *    fused cross-entropy kernel (docs/cost-model.md, "LM head + loss") */
     /* added for speed (additive; zero = the default behaviour): */
     const sim_model_pre *pre;   /* optional precomputed model counts (see sim_model_pre) */
     int reference_stages;       /* 1: assemble the pipeline stages chunk by chunk (the straightforward reference

@@ -13,6 +13,7 @@ typedef struct {
     int ep;                 /* E: ranks per expert-parallel group (must divide R and the expert count) */
     int hierarchical;       /* 0: flat all-to-all, 1: hierarchical (Pangu Ultra MoE) */
     int ranks_per_node;     /* 0: detect nodes (MPI_COMM_TYPE_SHARED); N: emulate nodes of N ranks */
+    int overlap;            /* 1: dispatch / combine-backward in flight while the shared experts compute */
     int placement;          /* dynamic expert placement every N steps; 0 = off */
     int placement_window;   /* steps of load history (default 10) */
     double placement_bw;    /* bytes/s assumed for expert moves in the gain-vs-cost test (default 1e9) */

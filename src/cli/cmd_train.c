@@ -45,6 +45,7 @@ static void usage(FILE *f) {
             "  --ep E           ranks per expert-parallel group; R / E groups replicate the experts (1)\n"
             "                   --batch is then the global batch: each of the R ranks takes B / R sequences\n"
             "  --a2a KIND       flat or hierarchical all-to-all (flat)\n"
+            "  --overlap on|off keep the dispatch in flight while the shared experts compute (off)\n"
             "  --ranks-per-node N  emulate nodes of N ranks (default: detect nodes)\n"
             "  --placement P    dynamic expert placement every P steps, or off (off)\n"
             "  --placement-window W  steps of expert-load history for the placement (10)\n"
@@ -102,8 +103,8 @@ int cmd_train(int argc, char **argv) {
         i++;
 #define INT(flag, lo, hi, dst) else if (!strcmp(a, flag)) { if (cli_parse_int("train", flag, v, lo, hi, &n)) return UMOE_EXIT_INPUT; dst = n; }
 #define NUM(flag, lo, hi, dst) else if (!strcmp(a, flag)) { if (cli_parse_num("train", flag, v, lo, hi, &x)) return UMOE_EXIT_INPUT; dst = x; }
-        if (!strcmp(a, "--ep") || !strcmp(a, "--a2a") || !strcmp(a, "--ranks-per-node") || !strcmp(a, "--aux-scope") ||
-            !strncmp(a, "--placement", 11) || !strcmp(a, "--grad-bucket"))
+        if (!strcmp(a, "--ep") || !strcmp(a, "--a2a") || !strcmp(a, "--overlap") || !strcmp(a, "--ranks-per-node") ||
+            !strcmp(a, "--aux-scope") || !strncmp(a, "--placement", 11) || !strcmp(a, "--grad-bucket"))
             use_ep = 1;
         if (!strcmp(a, "--data")) c.data_path = v;
         else if (!strcmp(a, "--out")) c.out_dir = v;
@@ -120,6 +121,10 @@ int cmd_train(int argc, char **argv) {
             if (!strcmp(v, "flat")) ep.hierarchical = 0;
             else if (!strcmp(v, "hierarchical")) ep.hierarchical = 1;
             else { fprintf(stderr, "umoe train: --a2a = \"%s\" is not allowed (flat or hierarchical)\n", v); return UMOE_EXIT_INPUT; }
+        } else if (!strcmp(a, "--overlap")) {
+            if (!strcmp(v, "on")) ep.overlap = 1;
+            else if (!strcmp(v, "off")) ep.overlap = 0;
+            else { fprintf(stderr, "umoe train: --overlap = \"%s\" is not allowed (on or off)\n", v); return UMOE_EXIT_INPUT; }
         } else if (!strcmp(a, "--placement") && !strcmp(v, "off")) {
             ep.placement = 0;
         } else if (!strcmp(a, "--aux-scope")) {

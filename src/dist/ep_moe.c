@@ -84,28 +84,32 @@ static void experts_bwd(ep_moe *x, ep_slot *s, int layer, const float *dout, flo
     }
 }
 
-static void hook_forward(void *ctx, umoe_model *m, int layer, int slot, const float *rows, const int32_t *counts,
-                         const int32_t *offsets, size_t NK, float *out) {
-    ep_moe *x = ctx;
-    ep_slot *s = &x->slot[slot];
-    const spec_model *sp = model_spec(m);
-    size_t C = (size_t)sp->C, Fe = (size_t)sp->F_expert;
-    (void)offsets;
+/* Forward in two halves: start = plan (a blocking exchange of counts) + the dispatch started non-blocking;
+ * finish = wait, local experts, combine. hook_forward runs both back to back; the split hooks (overlap) let the
+ * model compute the shared experts in between. Same calls on the same buffers: the same bits either way. */
+static void fwd_start(ep_moe *x, ep_slot *s, const float *rows, const int32_t *counts, size_t NK) {
+    size_t C = (size_t)model_spec(x->m)->C;
     int32_t *tok = NULL;
+    double t0 = umoe_now();
     if (x->kind == EP_A2A_HIER) {
         tok = dist_buf_reserve(&s->tok, NK * sizeof(int32_t));
         ep_rows_token_ids(rows, NK, C, tok);
     }
     if (ep_plan_build(s->plan, counts, tok, s->owner)) fatal("plan build");
-    size_t n = ep_plan_n_recv(s->plan);
-    float *recv = dist_buf_reserve(&s->recv, n * C * sizeof(float));
+    float *recv = dist_buf_reserve(&s->recv, ep_plan_n_recv(s->plan) * C * sizeof(float));
+    if (ep_start(s->plan, EP_OP_DISPATCH, recv, rows, C)) fatal("dispatch");
+    x->times.dispatch_s += umoe_now() - t0;
+}
+static void fwd_finish(ep_moe *x, ep_slot *s, int layer, float *out) {
+    const spec_model *sp = model_spec(x->m);
+    size_t C = (size_t)sp->C, Fe = (size_t)sp->F_expert, n = ep_plan_n_recv(s->plan);
+    double t0 = umoe_now();
+    if (ep_wait(s->plan)) fatal("dispatch");
     float *gu = dist_buf_reserve(&s->gu, n * 2 * Fe * sizeof(float));
     float *act = dist_buf_reserve(&s->act, n * Fe * sizeof(float));
     float *eout = dist_buf_reserve(&s->eout, n * C * sizeof(float));
-    double t0 = umoe_now();
-    if (ep_dispatch_forward(s->plan, recv, rows, C)) fatal("dispatch");
     double t1 = umoe_now();
-    experts_fwd(x, s, layer, recv, gu, act, eout);
+    experts_fwd(x, s, layer, s->recv.p, gu, act, eout);
     double t2 = umoe_now();
     if (ep_combine_forward(s->plan, out, eout, C)) fatal("combine");
     x->times.dispatch_s += t1 - t0;
@@ -114,31 +118,73 @@ static void hook_forward(void *ctx, umoe_model *m, int layer, int slot, const fl
     x->times.rows_recv += (double)n;
 }
 
-static void hook_backward(void *ctx, umoe_model *m, int layer, int slot, const float *dout, const int32_t *counts,
-                          const int32_t *offsets, size_t NK, float *drows) {
+static void hook_forward(void *ctx, umoe_model *m, int layer, int slot, const float *rows, const int32_t *counts,
+                         const int32_t *offsets, size_t NK, float *out) {
     ep_moe *x = ctx;
-    ep_slot *s = &x->slot[slot];
-    size_t C = (size_t)model_spec(m)->C, n = ep_plan_n_recv(s->plan);
-    (void)counts;
+    (void)m;
     (void)offsets;
+    fwd_start(x, &x->slot[slot], rows, counts, NK);
+    fwd_finish(x, &x->slot[slot], layer, out);
+}
+static void hook_forward_start(void *ctx, umoe_model *m, int layer, int slot, const float *rows,
+                               const int32_t *counts, const int32_t *offsets, size_t NK) {
+    (void)m;
+    (void)layer;
+    (void)offsets;
+    fwd_start(ctx, &((ep_moe *)ctx)->slot[slot], rows, counts, NK);
+}
+static void hook_forward_finish(void *ctx, umoe_model *m, int layer, int slot, float *out) {
+    (void)m;
+    fwd_finish(ctx, &((ep_moe *)ctx)->slot[slot], layer, out);
+}
+
+/* Backward in two halves: start = the combine's backward (dout rows to the experts) started non-blocking;
+ * finish = wait, local experts' backward, the dispatch's backward, drows += . */
+static void bwd_start(ep_moe *x, ep_slot *s, int slot, const float *dout, size_t NK) {
+    size_t C = (size_t)model_spec(x->m)->C, n = ep_plan_n_recv(s->plan);
     if (ep_plan_n_send(s->plan) != NK) {
         umoe_fail("slot %d: backward with %zu rows, forward planned %zu", slot, NK, ep_plan_n_send(s->plan));
         fatal("backward");
     }
+    double t0 = umoe_now();
     float *d_eout = dist_buf_reserve(&s->d_eout, n * C * sizeof(float));
+    if (ep_start(s->plan, EP_OP_DISPATCH_ROWS, d_eout, dout, C)) fatal("combine backward");
+    x->times.combine_s += umoe_now() - t0;
+}
+static void bwd_finish(ep_moe *x, ep_slot *s, int layer, float *drows) {
+    size_t C = (size_t)model_spec(x->m)->C, n = ep_plan_n_recv(s->plan), NK = ep_plan_n_send(s->plan);
+    double t0 = umoe_now();
+    if (ep_wait(s->plan)) fatal("combine backward");
+    double t1 = umoe_now();
     float *d_recv = dist_buf_reserve(&s->d_recv, n * C * sizeof(float));
     float *dsend = dist_buf_reserve(&s->dsend, NK * C * sizeof(float));
-    double t0 = umoe_now();
-    if (ep_combine_backward(s->plan, d_eout, dout, C)) fatal("combine backward");
-    double t1 = umoe_now();
     memset(d_recv, 0, n * C * sizeof(float));
-    experts_bwd(x, s, layer, d_eout, d_recv);
+    experts_bwd(x, s, layer, s->d_eout.p, d_recv);
     double t2 = umoe_now();
     if (ep_dispatch_backward(s->plan, dsend, d_recv, C)) fatal("dispatch backward");
     x->times.combine_s += t1 - t0;
     x->times.expert_s += t2 - t1;
     x->times.dispatch_s += umoe_now() - t2;
     for (size_t i = 0; i < NK * C; i++) drows[i] += dsend[i];
+}
+
+static void hook_backward(void *ctx, umoe_model *m, int layer, int slot, const float *dout, const int32_t *counts,
+                          const int32_t *offsets, size_t NK, float *drows) {
+    ep_moe *x = ctx;
+    (void)m;
+    (void)counts;
+    (void)offsets;
+    bwd_start(x, &x->slot[slot], slot, dout, NK);
+    bwd_finish(x, &x->slot[slot], layer, drows);
+}
+static void hook_backward_start(void *ctx, umoe_model *m, int layer, int slot, const float *dout, size_t NK) {
+    (void)m;
+    (void)layer;
+    bwd_start(ctx, &((ep_moe *)ctx)->slot[slot], slot, dout, NK);
+}
+static void hook_backward_finish(void *ctx, umoe_model *m, int layer, int slot, float *drows) {
+    (void)m;
+    bwd_finish(ctx, &((ep_moe *)ctx)->slot[slot], layer, drows);
 }
 
 /* EP-group scope (Pangu Ultra MoE): f_i counts the token-assignments of the whole EP group,
@@ -190,7 +236,11 @@ umoe_status ep_moe_init(ep_moe **out, const dist_ctx *d, umoe_model *m, ep_a2a_k
         s->dact.what = "ep moe d act";
         s->dsend.what = "ep moe d send rows";
     }
-    x->ops = (model_moe_ops){x, hook_forward, hook_backward, sp->aux_scope == SPEC_AUX_EP_GROUP ? hook_aux : NULL};
+    memset(&x->ops, 0, sizeof x->ops);
+    x->ops.ctx = x;
+    x->ops.experts_forward = hook_forward;
+    x->ops.experts_backward = hook_backward;
+    x->ops.aux_reduce = sp->aux_scope == SPEC_AUX_EP_GROUP ? hook_aux : NULL;
     *out = x;
     return UMOE_OK;
 }
@@ -232,6 +282,13 @@ int ep_moe_is_local(const ep_moe *x, int slot, int expert) {
 }
 
 const int32_t *ep_moe_owner(const ep_moe *x, int slot) { return x->slot[slot].owner; }
+
+void ep_moe_set_overlap(ep_moe *x, int on) {
+    x->ops.experts_forward_start = on ? hook_forward_start : NULL;
+    x->ops.experts_forward_finish = on ? hook_forward_finish : NULL;
+    x->ops.experts_backward_start = on ? hook_backward_start : NULL;
+    x->ops.experts_backward_finish = on ? hook_backward_finish : NULL;
+}
 const ep_moe_times *ep_moe_times_get(const ep_moe *x) { return &x->times; }
 
 void ep_moe_traffic(const ep_moe *x, ep_traffic *t) {

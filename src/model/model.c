@@ -243,7 +243,9 @@ static void forward(umoe_model *m, const int32_t *tokens, int B, int T, model_lo
 }
 
 void model_forward(umoe_model *m, const int32_t *tokens, int B, int T, model_losses *out) {
+    m->forward_only = 1; /* no backward follows: nothing to offload */
     forward(m, tokens, B, T, out);
+    m->forward_only = 0;
 }
 
 static void backward(umoe_model *m, float grad_scale) {

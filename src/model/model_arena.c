@@ -1,9 +1,9 @@
 /* model_arena.c - the activation arena: ONE allocation holding every saved forward activation (per layer,
  * per MTP depth), the logits and losses, and the gradient scratch that backward reuses for every layer.
  * Built in two passes of the same carving code: the first only measures, the second hands out views.
- * Four regions (docs/engine-memory.md):
- *   resident  per-layer activations that backward reads and the policy keeps, plus everything not per layer
- *             (gradient scratch, MTP tensors, logits);
+ * Four regions (docs/engine-memory.md; model_memory reports each):
+ *   resident  per-layer activations that backward reads and the policy keeps;
+ *   other     everything not per layer: the gradient scratch of one layer, MTP tensors, embeddings, logits;
  *   shared    ONE layer's worth of the buffers the recompute policy frees (and of the transient buffers that
  *             backward never reads): every layer's views of them alias the same bytes, forward overwrites
  *             them layer after layer and backward rebuilds them (model_recompute.c) just before use;
@@ -219,7 +219,7 @@ void model_arena_build(umoe_model *m) {
 }
 
 char *model_arena_slot(const umoe_model *m, int s) {
-    /* the slots follow the resident and shared regions; recover them from a view carved into them */
+    /* layout: [resident + other][shared][slot 0][slot 1], each part 64-byte aligned (model_arena_build) */
     char *base = (char *)(((uintptr_t)m->arena + 63) & ~(uintptr_t)63);
     return base + up64(m->arena_resident + m->arena_other) + m->arena_shared + (size_t)s * (m->arena_slots / 2);
 }

@@ -120,6 +120,7 @@ struct umoe_model {
     /* memory optimisations (docs/engine-memory.md) */
     unsigned rc;                  /* SPEC_RC_* recompute flags the arena was carved for */
     int recomputing;              /* 1 while backward reruns forward code: no losses, loads or aux statistics */
+    int forward_only;             /* 1 inside model_forward: no backward will read the saved activations */
     float *rc_rstd;               /* (N) where recomputed norms write their rstd (the saved one stays untouched) */
     double rc_seconds;            /* wall time spent recomputing since model_init */
     size_t arena_resident, arena_shared, arena_slots, arena_other, arena_dispatch; /* bytes, see model_memory */
@@ -146,6 +147,7 @@ void model_offload_free(umoe_model *m);
 model_offload_kind model_offload_kind_of(const umoe_model *m, const char **dir); /* dir: file mode only */
 double model_offload_moved(const umoe_model *m);       /* bytes moved out and back so far */
 double model_offload_wait_s(const umoe_model *m);      /* seconds the compute thread waited for moves */
+double model_offload_busy_s(const umoe_model *m);      /* seconds the mover spent moving */
 size_t model_offload_pool_bytes(const umoe_model *m);
 /* model_init.c */
 void model_init_weights(umoe_model *m, uint64_t seed);

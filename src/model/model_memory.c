@@ -31,6 +31,7 @@ void model_memory_report(const umoe_model *m, model_memory *r) {
     r->offload_pool = model_offload_pool_bytes(m);
     r->offload_moved = model_offload_moved(m);
     r->offload_wait_s = model_offload_wait_s(m);
+    r->offload_busy_s = model_offload_busy_s(m);
     r->recompute_s = m->rc_seconds;
     r->alloc_current = umoe_alloc_current();
     r->alloc_peak = umoe_alloc_peak();

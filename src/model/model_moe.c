@@ -90,7 +90,11 @@ void model_moe_forward(umoe_model *m, const layer_w *w, layer_act *a, int N, dou
     moe_group(a->counts, a->offsets, a->order, a->idx, (size_t)N, K, E);
     if (!m->recomputing) memcpy(m->expert_load + (size_t)slot * E, a->counts, E * sizeof(int32_t));
     moe_permute_forward(a->rows, a->n2, a->order, NK, K, C);
-    if (m->ops && m->ops->experts_forward)
+    /* split hooks (src/dist --overlap): the exchange is in flight while the shared experts compute */
+    int split = m->ops && m->ops->experts_forward_start && m->ops->experts_forward_finish;
+    if (split)
+        m->ops->experts_forward_start(m->ops->ctx, m, w->index, slot, a->rows, a->counts, a->offsets, NK);
+    else if (m->ops && m->ops->experts_forward)
         m->ops->experts_forward(m->ops->ctx, m, w->index, slot, a->rows, a->counts, a->offsets, NK, a->eout);
     else
         model_experts_forward(m, w->index, 0, (int)E, a->offsets, a->rows, a->egu, a->eact, a->eout);
@@ -99,6 +103,7 @@ void model_moe_forward(umoe_model *m, const layer_w *w, layer_act *a, int N, dou
                                  (size_t)m->d.S * (size_t)m->d.Fe);
     else
         memset(a->fo, 0, (size_t)N * C * sizeof(float));
+    if (split) m->ops->experts_forward_finish(m->ops->ctx, m, w->index, slot, a->eout);
     moe_unpermute_forward(a->fo, a->eout, a->w, a->order, NK, K, C);
     if (m->recomputing) return; /* full recompute: the losses, their coefficients and the loads are kept */
     *aux += aux_loss(m, slot, a, N);
@@ -109,19 +114,31 @@ void model_moe_backward(umoe_model *m, const layer_w *w, const layer_act *a, lay
     const spec_model *s = &m->s;
     size_t E = (size_t)m->d.E, K = (size_t)m->d.K, C = (size_t)m->d.C, NK = (size_t)N * K;
     int slot = w->moe_slot;
+    int split = m->ops && m->ops->experts_backward_start && m->ops->experts_backward_finish;
+    if (split) { /* the experts' exchange is in flight during the shared experts' backward (same bits) */
+        memset(g->eout, 0, NK * C * sizeof(float));
+        memset(g->w, 0, (size_t)N * K * sizeof(float));
+        moe_unpermute_backward(g->eout, g->w, g->fo, a->eout, a->w, a->order, NK, K, C);
+        memset(g->rows, 0, NK * C * sizeof(float));
+        m->ops->experts_backward_start(m->ops->ctx, m, w->index, slot, g->eout, NK);
+    }
     if (m->d.S > 0)
         model_swiglu_mlp_backward(g->n2, G(w->shared_gu), G(w->shared_down), g->gu, g->act, g->fo, a->n2, a->gu,
                                   a->act, P(w->shared_gu), P(w->shared_down), (size_t)N, C,
                                   (size_t)m->d.S * (size_t)m->d.Fe);
-    memset(g->eout, 0, NK * C * sizeof(float));
-    memset(g->w, 0, (size_t)N * K * sizeof(float));
-    moe_unpermute_backward(g->eout, g->w, g->fo, a->eout, a->w, a->order, NK, K, C);
-    memset(g->rows, 0, NK * C * sizeof(float));
-    if (m->ops && m->ops->experts_backward)
-        m->ops->experts_backward(m->ops->ctx, m, w->index, slot, g->eout, a->counts, a->offsets, NK, g->rows);
-    else
-        model_experts_backward(m, w->index, 0, (int)E, a->offsets, a->rows, a->egu, a->eact, g->eout, g->rows,
-                               g->egu, g->eact);
+    if (split) {
+        m->ops->experts_backward_finish(m->ops->ctx, m, w->index, slot, g->rows);
+    } else {
+        memset(g->eout, 0, NK * C * sizeof(float));
+        memset(g->w, 0, (size_t)N * K * sizeof(float));
+        moe_unpermute_backward(g->eout, g->w, g->fo, a->eout, a->w, a->order, NK, K, C);
+        memset(g->rows, 0, NK * C * sizeof(float));
+        if (m->ops && m->ops->experts_backward)
+            m->ops->experts_backward(m->ops->ctx, m, w->index, slot, g->eout, a->counts, a->offsets, NK, g->rows);
+        else
+            model_experts_backward(m, w->index, 0, (int)E, a->offsets, a->rows, a->egu, a->eact, g->eout, g->rows,
+                                   g->egu, g->eact);
+    }
     moe_permute_backward(g->n2, g->rows, a->order, NK, K, C);
     /* aux loss -> d(scores) */
     const float *dscores = NULL;

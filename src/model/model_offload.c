@@ -4,7 +4,8 @@
  * top-k, which later code reads) one of two working slots, slot l % 2. ONE background thread (pthreads) runs a
  * FIFO of moves:
  *   forward:  before layer l runs, wait until slot l % 2 is free (the move of layer l-2 is done); after it
- *             ran, queue "store l": slot -> pool block l (memcpy, or pwrite into the file);
+ *             ran, queue "store l": slot -> pool block l (memcpy, or pwrite into the file); a forward-only
+ *             call (model_forward, evaluation) stores nothing;
  *   backward: before layer l's backward, make sure slot l % 2 holds layer l (the last two forward layers are
  *             still there), queue "load l-1" into the other slot (prefetch: it overlaps layer l's backward),
  *             and wait for layer l's own load.
@@ -45,7 +46,7 @@ struct model_offload {
     int owner[2];                 /* layer whose data is (or will be, once its ticket is done) in slot s */
     uint64_t slot_ticket[2];      /* last queued move touching slot s */
     int io_errno, io_layer, io_op;
-    double moved, wait_s;         /* statistics: bytes moved, seconds the compute thread waited */
+    double moved, wait_s, busy_s; /* statistics: bytes moved, seconds the compute thread waited, seconds moving */
 };
 
 static void io_all(model_offload *o, const off_job *j, char *slot, size_t bytes) {
@@ -74,6 +75,7 @@ static void *worker(void *arg) {
         if (!o->q_len) break;
         off_job j = o->q[o->q_head];
         pthread_mutex_unlock(&o->mu);
+        double t0 = umoe_now();
         char *slot = model_arena_slot(m, j.slot);
         size_t bytes = m->slot_bytes[j.layer];
         if (o->kind == MODEL_OFFLOAD_HOST) {
@@ -83,7 +85,9 @@ static void *worker(void *arg) {
         } else {
             io_all(o, &j, slot, bytes);
         }
+        double dt = umoe_now() - t0;
         pthread_mutex_lock(&o->mu);
+        o->busy_s += dt;
         o->moved += (double)bytes;
         o->q_head = (o->q_head + 1) % OFF_QCAP;
         o->q_len--;
@@ -132,6 +136,10 @@ void model_offload_before_forward(umoe_model *m, int l) {
 void model_offload_after_forward(umoe_model *m, int l) {
     model_offload *o = m->off;
     if (!o || !m->slot_bytes[l]) return;
+    if (m->forward_only) { /* evaluation: no backward reads it, so nothing is stored */
+        o->owner[l % 2] = l;
+        return;
+    }
     enqueue(o, OFF_STORE, l, l % 2);
 }
 
@@ -258,4 +266,11 @@ double model_offload_moved(const umoe_model *m) {
     return v;
 }
 double model_offload_wait_s(const umoe_model *m) { return m->off ? m->off->wait_s : 0; }
+double model_offload_busy_s(const umoe_model *m) {
+    if (!m->off) return 0;
+    pthread_mutex_lock(&m->off->mu);
+    double v = m->off->busy_s;
+    pthread_mutex_unlock(&m->off->mu);
+    return v;
+}
 size_t model_offload_pool_bytes(const umoe_model *m) { return m->off ? m->off->pool_bytes : 0; }

@@ -11,20 +11,29 @@
 #include "umoe/nn.h"
 #include "nn_internal.h"
 
-void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                  float eps, float wd, int t) {
-    UMOE_ASSERT(t >= 1);
-    float bc1 = (float)(1.0 - pow((double)beta1, (double)t));
-    float bc2 = (float)(1.0 - pow((double)beta2, (double)t));
-    long len = (long)n;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && n > 65536)
-    for (long i = 0; i < len; i++) {
+typedef struct { float *p, *m, *v; const float *g; float lr, b1, b2, eps, wd, bc1, bc2; } aw_args;
+
+static void update_range(void *ctx, size_t lo, size_t hi) {
+    aw_args *a = ctx;
+    float *p = a->p, *m = a->m, *v = a->v;
+    const float *g = a->g;
+    float lr = a->lr, b1 = a->b1, b2 = a->b2, eps = a->eps, wd = a->wd, bc1 = a->bc1, bc2 = a->bc2;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
         float gi = g[i];
-        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
         float mhat = mi / bc1, vhat = vi / bc2;
         p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
     }
+}
+
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                  float eps, float wd, int t) {
+    UMOE_ASSERT(t >= 1);
+    aw_args a = {.p = p, .m = m, .v = v, .g = g, .lr = lr, .b1 = beta1, .b2 = beta2, .eps = eps, .wd = wd,
+                 .bc1 = (float)(1.0 - pow((double)beta1, (double)t)), .bc2 = (float)(1.0 - pow((double)beta2, (double)t))};
+    nn_parallel_range(n, NN_PAR_ELEMS, update_range, &a);
 }

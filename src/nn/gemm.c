@@ -56,6 +56,15 @@ static void gemm_row(int ta, int tb, size_t i, size_t N, size_t K, float alpha, 
         }
     }
 }
+
+typedef struct { int ta, tb; size_t N, K; float alpha; const float *A; size_t lda; const float *B; size_t ldb;
+                 float beta; float *C; size_t ldc; } gemm_args;
+
+static void gemm_rows(void *p, size_t lo, size_t hi) {
+    gemm_args *a = p;
+    for (size_t i = lo; i < hi; i++)
+        gemm_row(a->ta, a->tb, i, a->N, a->K, a->alpha, a->A, a->lda, a->B, a->ldb, a->beta, a->C, a->ldc);
+}
 #endif
 
 void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
@@ -71,11 +80,8 @@ void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const fl
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 #else
-    long m = (long)M;
-    int par = !nn_in_parallel() && M * N * (K + 1) > 32768;
-    (void)par; /* unused when built without OpenMP */
-#pragma omp parallel for schedule(static) if (par)
-    for (long i = 0; i < m; i++) gemm_row(ta, tb, (size_t)i, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_args a = {ta, tb, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
+    nn_parallel_range(M, NN_PAR_ELEMS / (N * (K + 1)) + 1, gemm_rows, &a);
 #endif
 }
 

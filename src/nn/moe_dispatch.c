@@ -37,58 +37,72 @@ static int32_t *inverse_order(const int32_t *order, size_t NK) {
     return inv;
 }
 
+typedef struct { float *dst; const float *src, *w, *dout, *rows; float *dw; const int32_t *order, *inv; size_t K, C; } md_args;
+
+static void permute_rows(void *p, size_t lo, size_t hi) {
+    md_args *a = p;
+    for (size_t r = lo; r < hi; r++)
+        memcpy(a->dst + r * a->C, a->src + (size_t)(a->order[r] / (int32_t)a->K) * a->C, a->C * sizeof(float));
+}
+
 void moe_permute_forward(float *rows, const float *x, const int32_t *order, size_t NK, size_t K, size_t C) {
-    long n_rows = (long)NK;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && NK * C > 65536)
-    for (long r = 0; r < n_rows; r++) memcpy(rows + (size_t)r * C, x + (size_t)(order[r] / (int32_t)K) * C, C * sizeof(float));
+    md_args a = {.dst = rows, .src = x, .order = order, .K = K, .C = C};
+    nn_parallel_range(NK, NN_PAR_ELEMS / (C + 1) + 1, permute_rows, &a);
+}
+
+/* per token n: dst[n] += sum_j (w ? w[a] : 1) * src[inv[a]], a = n*K + j */
+static void gather_add_tokens(void *p, size_t lo, size_t hi) {
+    md_args *a = p;
+    size_t K = a->K, C = a->C;
+    for (size_t n = lo; n < hi; n++) {
+        float *d = a->dst + n * C;
+        for (size_t j = 0; j < K; j++) {
+            size_t as = n * K + j;
+            const float *x = a->src + (size_t)a->inv[as] * C;
+            float wa = a->w ? a->w[as] : 1.0f;
+#pragma omp simd
+            for (size_t c = 0; c < C; c++) d[c] += wa * x[c];
+        }
+    }
 }
 
 void moe_permute_backward(float *dx, const float *drows, const int32_t *order, size_t NK, size_t K, size_t C) {
     int32_t *inv = inverse_order(order, NK);
-    long N = (long)(NK / K);
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && NK * C > 65536)
-    for (long n = 0; n < N; n++) {
-        float *d = dx + (size_t)n * C;
-        for (size_t j = 0; j < K; j++) {
-            const float *g = drows + (size_t)inv[(size_t)n * K + j] * C;
-            for (size_t c = 0; c < C; c++) d[c] += g[c];
-        }
-    }
+    md_args a = {.dst = dx, .src = drows, .inv = inv, .K = K, .C = C};
+    nn_parallel_range(NK / K, NN_PAR_ELEMS / (K * C + 1) + 1, gather_add_tokens, &a);
     umoe_free(inv, (NK ? NK : 1) * sizeof(int32_t));
 }
 
 void moe_unpermute_forward(float *out, const float *rows, const float *w, const int32_t *order, size_t NK, size_t K,
                            size_t C) {
     int32_t *inv = inverse_order(order, NK);
-    long N = (long)(NK / K);
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && NK * C > 65536)
-    for (long n = 0; n < N; n++) {
-        float *o = out + (size_t)n * C;
-        for (size_t j = 0; j < K; j++) {
-            size_t a = (size_t)n * K + j;
-            const float *x = rows + (size_t)inv[a] * C;
-            float wa = w[a];
-            for (size_t c = 0; c < C; c++) o[c] += wa * x[c];
+    md_args a = {.dst = out, .src = rows, .w = w, .inv = inv, .K = K, .C = C};
+    nn_parallel_range(NK / K, NN_PAR_ELEMS / (K * C + 1) + 1, gather_add_tokens, &a);
+    umoe_free(inv, (NK ? NK : 1) * sizeof(int32_t));
+}
+
+static void unpermute_bwd_rows(void *p, size_t lo, size_t hi) {
+    md_args *a = p;
+    size_t K = a->K, C = a->C;
+    for (size_t r = lo; r < hi; r++) {
+        size_t as = (size_t)a->order[r], n = as / K;
+        const float *d = a->dout + n * C, *x = a->rows + r * C;
+        if (a->dst) {
+            float *dr = a->dst + r * C, wa = a->w[as];
+#pragma omp simd
+            for (size_t c = 0; c < C; c++) dr[c] += wa * d[c];
+        }
+        if (a->dw) {
+            double s = 0.0;
+#pragma omp simd reduction(+ : s)
+            for (size_t c = 0; c < C; c++) s += (double)(d[c] * x[c]);
+            a->dw[as] += (float)s;
         }
     }
-    umoe_free(inv, (NK ? NK : 1) * sizeof(int32_t));
 }
 
 void moe_unpermute_backward(float *drows, float *dw, const float *dout, const float *rows, const float *w,
                             const int32_t *order, size_t NK, size_t K, size_t C) {
-    long n_rows = (long)NK;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && NK * C > 65536)
-    for (long r = 0; r < n_rows; r++) {
-        size_t a = (size_t)order[r], n = a / K;
-        const float *d = dout + n * C, *x = rows + (size_t)r * C;
-        if (drows) {
-            float *dr = drows + (size_t)r * C;
-            for (size_t c = 0; c < C; c++) dr[c] += w[a] * d[c];
-        }
-        if (dw) {
-            double s = 0.0;
-            for (size_t c = 0; c < C; c++) s += (double)d[c] * x[c];
-            dw[a] += (float)s;
-        }
-    }
+    md_args a = {.dst = drows, .dw = dw, .dout = dout, .rows = rows, .w = w, .order = order, .K = K, .C = C};
+    nn_parallel_range(NK, NN_PAR_ELEMS / (C + 1) + 1, unpermute_bwd_rows, &a);
 }

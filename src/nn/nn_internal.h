@@ -46,4 +46,31 @@ static inline int nn_in_parallel(void) {
     return 0;
 #endif
 }
+
+/* fn(ctx, lo, hi) over [0, n): split in equal contiguous chunks over the OpenMP threads when n >= min_par,
+ * there is more than one thread and we are not inside a parallel region already; otherwise one serial call,
+ * so that small calls (a row of 128 values) never pay for opening a parallel region (about a microsecond,
+ * even with an if clause that is false). Chunks own disjoint index ranges: callers give each index its own
+ * output, so results never depend on the thread count. */
+typedef void (*nn_range_fn)(void *ctx, size_t lo, size_t hi);
+static inline void nn_parallel_range(size_t n, size_t min_par, nn_range_fn fn, void *ctx) {
+#ifdef UMOE_OPENMP
+    if (n >= min_par && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel
+        {
+            size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+            size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+            if (hi > lo) fn(ctx, lo, hi);
+        }
+        return;
+    }
+#else
+    (void)min_par;
+#endif
+    if (n) fn(ctx, 0, n);
+}
+
+/* below these sizes a kernel runs on the calling thread (elements for elementwise ops, rows x row length
+ * for row ops): roughly 20 us of work, well above the cost of a parallel region */
+#define NN_PAR_ELEMS 32768
 #endif

@@ -9,39 +9,56 @@
 #include "umoe/nn.h"
 #include "nn_internal.h"
 
-void rmsnorm_forward(float *out, float *rstd, const float *in, const float *w, size_t N, size_t C, float eps) {
-    long n_rows = (long)N;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && N * C > 16384)
-    for (long n = 0; n < n_rows; n++) {
-        const float *x = in + (size_t)n * C;
-        float *o = out + (size_t)n * C;
+typedef struct { float *out, *rstd, *din; const float *in, *w, *dout, *rs; size_t C; float eps; } rn_args;
+
+static void fwd_rows(void *p, size_t lo, size_t hi) {
+    rn_args *a = p;
+    size_t C = a->C;
+    for (size_t n = lo; n < hi; n++) {
+        const float *x = a->in + n * C, *w = a->w;
+        float *o = a->out + n * C;
         double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
         for (size_t c = 0; c < C; c++) ss += (double)x[c] * x[c];
-        float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
-        if (rstd) rstd[n] = r;
+        float r = (float)(1.0 / sqrt(ss / (double)C + (double)a->eps));
+        if (a->rstd) a->rstd[n] = r;
+#pragma omp simd
         for (size_t c = 0; c < C; c++) o[c] = x[c] * r * w[c];
     }
+}
+
+static void bwd_rows(void *p, size_t lo, size_t hi) {
+    rn_args *a = p;
+    size_t C = a->C;
+    for (size_t n = lo; n < hi; n++) {
+        const float *x = a->in + n * C, *d = a->dout + n * C, *w = a->w;
+        float *dx = a->din + n * C;
+        float r = a->rs[n];
+        double dot = 0.0; /* sum_c dout w xhat */
+#pragma omp simd reduction(+ : dot)
+        for (size_t c = 0; c < C; c++) dot += (double)(d[c] * w[c] * x[c]);
+        float m = (float)(dot * r / (double)C);
+#pragma omp simd
+        for (size_t c = 0; c < C; c++) dx[c] += r * (d[c] * w[c] - x[c] * r * m);
+    }
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *in, const float *w, size_t N, size_t C, float eps) {
+    rn_args a = {.out = out, .rstd = rstd, .in = in, .w = w, .C = C, .eps = eps};
+    nn_parallel_range(N, C ? NN_PAR_ELEMS / C + 1 : 1, fwd_rows, &a);
 }
 
 void rmsnorm_backward(float *din, float *dw, const float *dout, const float *in, const float *w, const float *rstd,
                       size_t N, size_t C) {
     if (din) {
-        long n_rows = (long)N;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && N * C > 16384)
-        for (long n = 0; n < n_rows; n++) {
-            const float *x = in + (size_t)n * C, *d = dout + (size_t)n * C;
-            float *dx = din + (size_t)n * C;
-            float r = rstd[n];
-            double dot = 0.0; /* sum_c dout w xhat */
-            for (size_t c = 0; c < C; c++) dot += (double)d[c] * w[c] * x[c] * r;
-            float m = (float)(dot / (double)C);
-            for (size_t c = 0; c < C; c++) dx[c] += r * (d[c] * w[c] - x[c] * r * m);
-        }
+        rn_args a = {.din = din, .in = in, .w = w, .dout = dout, .rs = rstd, .C = C};
+        nn_parallel_range(N, C ? NN_PAR_ELEMS / C + 1 : 1, bwd_rows, &a);
     }
     if (dw)
         for (size_t n = 0; n < N; n++) {
             const float *x = in + n * C, *d = dout + n * C;
             float r = rstd[n];
+#pragma omp simd
             for (size_t c = 0; c < C; c++) dw[c] += d[c] * x[c] * r;
         }
 }

@@ -15,27 +15,41 @@
 #include "umoe/nn.h"
 #include "nn_internal.h"
 
+typedef struct {
+    float *dst; const float *src; const double *inv_freq; size_t B, T, H, stride, off, half; int dir, acc;
+} rp_args;
+
+/* positions [lo, hi): rotate every (b, h) row at those t */
+static void rotate_positions(void *p, size_t lo, size_t hi) {
+    rp_args *a = p;
+    size_t half = a->half;
+    for (size_t t = lo; t < hi; t++)
+        for (size_t i = 0; i < half; i++) {
+            double sn, cs;
+            sincos((double)t * a->inv_freq[i], &sn, &cs);
+            float c = (float)cs, s = (float)sn * (float)a->dir;
+            for (size_t b = 0; b < a->B; b++)
+                for (size_t h = 0; h < a->H; h++) {
+                    size_t row = ((b * a->T + t) * a->H + h) * a->stride + a->off;
+                    float x1 = a->src[row + i], x2 = a->src[row + half + i];
+                    float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+                    if (a->acc) { a->dst[row + i] += y1; a->dst[row + half + i] += y2; }
+                    else { a->dst[row + i] = y1; a->dst[row + half + i] = y2; }
+                }
+        }
+}
+
 /* dir = +1 forward rotation, -1 transposed; acc: add into dst (else overwrite the slice). */
 static void rope_apply(float *dst, const float *src, size_t B, size_t T, size_t H, size_t stride, size_t off,
                        size_t D, float theta, int dir, int acc) {
     UMOE_ASSERT(D % 2 == 0 && off + D <= stride);
     size_t half = D / 2;
-    long tt = (long)T;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && B * T * H * D > 65536)
-    for (long t = 0; t < tt; t++) {
-        for (size_t i = 0; i < half; i++) {
-            double a = (double)t * pow((double)theta, -2.0 * (double)i / (double)D);
-            float c = (float)cos(a), s = (float)sin(a) * (float)dir;
-            for (size_t b = 0; b < B; b++)
-                for (size_t h = 0; h < H; h++) {
-                    size_t row = ((b * T + (size_t)t) * H + h) * stride + off;
-                    float x1 = src[row + i], x2 = src[row + half + i];
-                    float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
-                    if (acc) { dst[row + i] += y1; dst[row + half + i] += y2; }
-                    else { dst[row + i] = y1; dst[row + half + i] = y2; }
-                }
-        }
-    }
+    double *inv_freq = umoe_malloc((half ? half : 1) * sizeof(double), "rope frequencies");
+    for (size_t i = 0; i < half; i++) inv_freq[i] = pow((double)theta, -2.0 * (double)i / (double)D);
+    rp_args a = {.dst = dst, .src = src, .inv_freq = inv_freq, .B = B, .T = T, .H = H, .stride = stride, .off = off,
+                 .half = half, .dir = dir, .acc = acc};
+    nn_parallel_range(T, NN_PAR_ELEMS / (B * H * D + 1) + 1, rotate_positions, &a);
+    umoe_free(inv_freq, (half ? half : 1) * sizeof(double));
 }
 
 /* the identity part outside [off, off+D) of every head row */

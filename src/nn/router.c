@@ -10,7 +10,7 @@
  *   plus the caller's dscores (the aux loss reads scores directly), then through the score function:
  *   softmax: dlogit_e += s_e (ds_e - sum_e' ds_e' s_e');  sigmoid: dlogit_e += ds_e s_e (1 - s_e).
  * The selection itself is piecewise constant: no gradient flows through idx or the bias.
- * Tokens in parallel with OpenMP.
+ * Tokens in parallel with OpenMP (large calls).
  * Does not: compute the aux loss or update the bias (src/model does), or limit experts per device group. */
 #include <math.h>
 #include <string.h>
@@ -46,54 +46,68 @@ static void topk_row(int32_t *idx, const float *s, const float *bias, size_t E, 
     }
 }
 
+typedef struct {
+    float *scores, *w, *dlogits; int32_t *idx; const int32_t *cidx; const float *logits, *bias, *dw, *dscores, *cscores;
+    size_t E, K; int kind, norm; float scale;
+} rt_args;
+
+static void fwd_rows(void *p, size_t lo, size_t hi) {
+    rt_args *a = p;
+    size_t E = a->E, K = a->K;
+    for (size_t n = lo; n < hi; n++) {
+        float *s = a->scores + n * E, *wn = a->w + n * K;
+        int32_t *in = a->idx + n * K;
+        score_row(s, a->logits + n * E, E, a->kind);
+        topk_row(in, s, a->bias, E, K);
+        double sum = 0.0;
+        for (size_t j = 0; j < K; j++) sum += s[in[j]];
+        for (size_t j = 0; j < K; j++) wn[j] = (float)((a->norm ? s[in[j]] / sum : s[in[j]]) * a->scale);
+    }
+}
+
 void router_forward(float *scores, int32_t *idx, float *w, const float *logits, const float *bias, size_t N, size_t E,
                     size_t K, int score_kind, int norm_topk, float scale) {
     UMOE_ASSERT(K >= 1 && K <= E);
     UMOE_ASSERT(score_kind == NN_SCORE_SOFTMAX || score_kind == NN_SCORE_SIGMOID);
-    long rows = (long)N;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && N * E > 16384)
-    for (long n = 0; n < rows; n++) {
-        float *s = scores + (size_t)n * E, *wn = w + (size_t)n * K;
-        int32_t *in = idx + (size_t)n * K;
-        score_row(s, logits + (size_t)n * E, E, score_kind);
-        topk_row(in, s, bias, E, K);
-        double sum = 0.0;
-        for (size_t j = 0; j < K; j++) sum += s[in[j]];
-        for (size_t j = 0; j < K; j++) wn[j] = (float)((norm_topk ? s[in[j]] / sum : s[in[j]]) * scale);
+    rt_args a = {.scores = scores, .w = w, .idx = idx, .logits = logits, .bias = bias, .E = E, .K = K,
+                 .kind = score_kind, .norm = norm_topk, .scale = scale};
+    nn_parallel_range(N, NN_PAR_ELEMS / (E * K) + 1, fwd_rows, &a);
+}
+
+static void bwd_rows(void *p, size_t lo, size_t hi) {
+    rt_args *a = p;
+    size_t E = a->E, K = a->K;
+    float *ds = umoe_malloc(E * sizeof(float), "router dscore row");
+    for (size_t n = lo; n < hi; n++) {
+        const float *s = a->cscores + n * E;
+        const int32_t *in = a->cidx + n * K;
+        if (a->dscores) memcpy(ds, a->dscores + n * E, E * sizeof(float));
+        else memset(ds, 0, E * sizeof(float));
+        if (a->dw) {
+            const float *dwn = a->dw + n * K;
+            if (a->norm) {
+                double S = 0.0, g = 0.0;
+                for (size_t j = 0; j < K; j++) { S += s[in[j]]; g += (double)dwn[j] * s[in[j]]; }
+                for (size_t j = 0; j < K; j++) ds[in[j]] += (float)(a->scale * (dwn[j] / S - g / (S * S)));
+            } else {
+                for (size_t j = 0; j < K; j++) ds[in[j]] += a->scale * dwn[j];
+            }
+        }
+        float *dl = a->dlogits + n * E;
+        if (a->kind == NN_SCORE_SIGMOID) {
+            for (size_t e = 0; e < E; e++) dl[e] += ds[e] * s[e] * (1.0f - s[e]);
+        } else {
+            double dot = 0.0;
+            for (size_t e = 0; e < E; e++) dot += (double)ds[e] * s[e];
+            for (size_t e = 0; e < E; e++) dl[e] += s[e] * (ds[e] - (float)dot);
+        }
     }
+    umoe_free(ds, E * sizeof(float));
 }
 
 void router_backward(float *dlogits, const float *dw, const float *dscores, const float *scores, const int32_t *idx,
                      const float *w, size_t N, size_t E, size_t K, int score_kind, int norm_topk, float scale) {
-    long rows = (long)N;
-#pragma omp parallel if (!nn_in_parallel() && N * E > 16384)
-    {
-        float *ds = umoe_malloc(E * sizeof(float), "router dscore row");
-#pragma omp for schedule(static)
-        for (long n = 0; n < rows; n++) {
-            const float *s = scores + (size_t)n * E;
-            const int32_t *in = idx + (size_t)n * K;
-            if (dscores) memcpy(ds, dscores + (size_t)n * E, E * sizeof(float));
-            else memset(ds, 0, E * sizeof(float));
-            if (dw) {
-                const float *dwn = dw + (size_t)n * K;
-                if (norm_topk) {
-                    double S = 0.0, g = 0.0;
-                    for (size_t j = 0; j < K; j++) { S += s[in[j]]; g += (double)dwn[j] * s[in[j]]; }
-                    for (size_t j = 0; j < K; j++) ds[in[j]] += (float)(scale * (dwn[j] / S - g / (S * S)));
-                } else {
-                    for (size_t j = 0; j < K; j++) ds[in[j]] += scale * dwn[j];
-                }
-            }
-            float *dl = dlogits + (size_t)n * E;
-            if (score_kind == NN_SCORE_SIGMOID) {
-                for (size_t e = 0; e < E; e++) dl[e] += ds[e] * s[e] * (1.0f - s[e]);
-            } else {
-                double dot = 0.0;
-                for (size_t e = 0; e < E; e++) dot += (double)ds[e] * s[e];
-                for (size_t e = 0; e < E; e++) dl[e] += s[e] * (ds[e] - (float)dot);
-            }
-        }
-        umoe_free(ds, E * sizeof(float));
-    }
+    rt_args a = {.dlogits = dlogits, .dw = dw, .dscores = dscores, .cscores = scores, .cidx = idx, .E = E, .K = K,
+                 .kind = score_kind, .norm = norm_topk, .scale = scale};
+    nn_parallel_range(N, NN_PAR_ELEMS / E + 1, bwd_rows, &a);
 }

@@ -4,65 +4,83 @@
  *   dg += dout * u * silu'(g),  du += dout * silu(g).
  * Elementwise over n values (exp by the vectorisable nn_expf); the projections around it are matmuls.
  * swiglu_fused_* take the gate and up halves from one (n, 2F) buffer (one GEMM against stacked weights).
+ * Large calls are split over threads (nn_parallel_range); small ones run on the calling thread.
  * Does not: run the projections (matmul.c). */
-#include <math.h>
+#include <stddef.h>
 #include "umoe/nn.h"
 #include "nn_internal.h"
 
-void swiglu_forward(float *out, const float *g, const float *u, size_t n) {
-    long m = (long)n;
-#pragma omp parallel for simd schedule(static) if (!nn_in_parallel() && n > 65536)
-    for (long i = 0; i < m; i++) {
-        float s = 1.0f / (1.0f + nn_expf(-g[i]));
-        out[i] = g[i] * s * u[i];
-    }
+typedef struct { float *out, *dg, *du; const float *g, *u, *dout; size_t F; } sw_args;
+
+static inline float sigm(float x) { return 1.0f / (1.0f + nn_expf(-x)); }
+
+static void fwd_range(void *p, size_t lo, size_t hi) {
+    sw_args *a = p;
+    float *out = a->out;
+    const float *g = a->g, *u = a->u;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) out[i] = g[i] * sigm(g[i]) * u[i];
 }
 
-void swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n) {
-    long m = (long)n;
+static void bwd_range(void *p, size_t lo, size_t hi) {
+    sw_args *a = p;
+    const float *g = a->g, *u = a->u, *d = a->dout;
+    float *dg = a->dg, *du = a->du;
     if (dg && du) {
-#pragma omp parallel for simd schedule(static) if (!nn_in_parallel() && n > 65536)
-        for (long i = 0; i < m; i++) {
-            float s = 1.0f / (1.0f + nn_expf(-g[i]));
-            dg[i] += dout[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
-            du[i] += dout[i] * g[i] * s;
-        }
-        return;
-    }
-    for (long i = 0; i < m; i++) { /* only one of the two wanted (rare) */
-        float s = 1.0f / (1.0f + nn_expf(-g[i]));
-        if (dg) dg[i] += dout[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
-        if (du) du[i] += dout[i] * g[i] * s;
-    }
-}
-
-/* Fused layout: gu (n, 2F) rows [gate (F) | up (F)] from one GEMM against stacked weights; out (n, F).
- * Rows in parallel (one row is the unit, so the thread count does not change any value). */
-void swiglu_fused_forward(float *out, const float *gu, size_t n, size_t F) {
-    long rows = (long)n;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && n * F > 65536)
-    for (long r = 0; r < rows; r++) {
-        const float *g = gu + (size_t)r * 2 * F, *u = g + F;
-        float *o = out + (size_t)r * F;
 #pragma omp simd
-        for (size_t i = 0; i < F; i++) {
-            float s = 1.0f / (1.0f + nn_expf(-g[i]));
-            o[i] = g[i] * s * u[i];
-        }
-    }
-}
-
-void swiglu_fused_backward(float *dgu, const float *dout, const float *gu, size_t n, size_t F) {
-    long rows = (long)n;
-#pragma omp parallel for schedule(static) if (!nn_in_parallel() && n * F > 65536)
-    for (long r = 0; r < rows; r++) {
-        const float *g = gu + (size_t)r * 2 * F, *u = g + F, *d = dout + (size_t)r * F;
-        float *dg = dgu + (size_t)r * 2 * F, *du = dg + F;
-#pragma omp simd
-        for (size_t i = 0; i < F; i++) {
-            float s = 1.0f / (1.0f + nn_expf(-g[i]));
+        for (size_t i = lo; i < hi; i++) {
+            float s = sigm(g[i]);
             dg[i] += d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
             du[i] += d[i] * g[i] * s;
         }
+    } else if (dg) {
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) {
+            float s = sigm(g[i]);
+            dg[i] += d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        }
+    } else if (du) {
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) du[i] += d[i] * g[i] * sigm(g[i]);
     }
+}
+
+void swiglu_forward(float *out, const float *g, const float *u, size_t n) {
+    sw_args a = {.out = out, .g = g, .u = u};
+    nn_parallel_range(n, NN_PAR_ELEMS, fwd_range, &a);
+}
+
+void swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n) {
+    sw_args a = {.dg = dg, .du = du, .dout = dout, .g = g, .u = u};
+    nn_parallel_range(n, NN_PAR_ELEMS, bwd_range, &a);
+}
+
+/* Fused layout: gu (n, 2F) rows [gate (F) | up (F)]; out (n, F). Ranges are of rows. */
+static void fused_fwd_rows(void *p, size_t lo, size_t hi) {
+    sw_args *a = p;
+    size_t F = a->F;
+    for (size_t r = lo; r < hi; r++) {
+        sw_args row = {.out = a->out + r * F, .g = a->g + r * 2 * F, .u = a->g + r * 2 * F + F};
+        fwd_range(&row, 0, F);
+    }
+}
+
+static void fused_bwd_rows(void *p, size_t lo, size_t hi) {
+    sw_args *a = p;
+    size_t F = a->F;
+    for (size_t r = lo; r < hi; r++) {
+        sw_args row = {.dg = a->dg + r * 2 * F, .du = a->dg + r * 2 * F + F, .dout = a->dout + r * F,
+                       .g = a->g + r * 2 * F, .u = a->g + r * 2 * F + F};
+        bwd_range(&row, 0, F);
+    }
+}
+
+void swiglu_fused_forward(float *out, const float *gu, size_t n, size_t F) {
+    sw_args a = {.out = out, .g = gu, .F = F};
+    nn_parallel_range(n, F ? NN_PAR_ELEMS / F + 1 : 1, fused_fwd_rows, &a);
+}
+
+void swiglu_fused_backward(float *dgu, const float *dout, const float *gu, size_t n, size_t F) {
+    sw_args a = {.dg = dgu, .dout = dout, .g = gu, .F = F};
+    nn_parallel_range(n, F ? NN_PAR_ELEMS / F + 1 : 1, fused_bwd_rows, &a);
 }

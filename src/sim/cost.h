@@ -18,14 +18,40 @@ typedef struct {
 
 /* Host (CPU) time to launch one kernel in an eager PyTorch training framework (Megatron-LM / DeepSpeed): the
  * floor of a layer pass when its kernels are small. Calibrated on the vTrain single-node A100 sweep only
- * (tools/calibrate_host.sh; docs/validation.md), never on the published points. */
-#define SIM_HOST_S_PER_KERNEL 60e-6
+ * (tools/calibrate_sim.py step 1; docs/validation.md), never on the published points. */
+#define SIM_HOST_S_PER_KERNEL 55e-6
 #define SIM_HOST_COMBINE_P 64 /* >= 64: max(GPU, host) */
 /* Throughput of the routed-expert GEMMs relative to a dense GEMM of the same per-GEMM FLOPs. Calibrated on the
  * 10 MoE rows of the SimuMax B200 calibration set (tools/calibrate_sim.py step 4; docs/validation.md); it
  * absorbs what the model does not itemise on the expert path (grouped-kernel inefficiency, the dispatcher's
  * index kernels and host synchronisation). */
 #define SIM_GROUPED_GEMM_FACTOR 0.5
+
+/* Flash-class attention: efficiency of the backward kernel relative to the forward one (the hardware's attn_eff
+ * is the forward's). FlashAttention-3 paper (Shah et al. 2024, arXiv 2407.08608, Figs. 5-6: H100 SXM5, BF16,
+ * head dim 128, sequence 4k, non-causal): cuDNN 499 / 609 TFLOP/s = 0.82, FlashAttention-3 542 / 638 = 0.85,
+ * FlashAttention-2 310 / 368 = 0.84; the lowest (cuDNN, Transformer Engine's default on Hopper) is taken. */
+#define SIM_ATTN_BWD_EFF_RATIO 0.82
+/* TP communication overlap (Transformer Engine userbuffers, Megatron --tp-comm-overlap): the reduce-scatter
+ * overlaps ("pipeline" for the forward output/down projections, "bulk" for the backward dgrad/wgrad of the input
+ * projections) run on num_sm = 16 SMs with set_sm_margin, so those GEMMs get 132 - 16 of H100's 132 SMs
+ * (TransformerEngine transformer_engine/pytorch/module/base.py, initialize_ub default config; the ring-exchange
+ * all-gathers use 1 SM and copy engines and are not taxed). Extra GEMM time = 16 / (132 - 16). */
+#define SIM_TP_OVERLAP_GEMM_TAX (16.0 / (132.0 - 16.0))
+/* Embedding weight gradient, bytes per embedding parameter per micro-batch: PyTorch's dense embedding backward
+ * (aten embedding_dense_backward) writes a zero-filled bf16 V x C gradient (w2), which Megatron's DDP backward
+ * hook adds into the fp32 main gradient (main_grad.add_(grad): r2 r4 w4); the embedding has no fused
+ * gradient accumulation, unlike the linear layers. */
+#define SIM_EMBED_GRAD_BYTES 12.0
+/* LM-head loss, bytes moved per logit (docs/cost-model.md "LM head + loss"). Fused: fp32 softmax cross-entropy
+ * in 3 passes forward, 2 backward. Unfused (Megatron-LM tensor_parallel/cross_entropy.py with logits.float()):
+ * forward = cast bf16->fp32 (r2 w4) + max (r4) + subtract max (r4 w4) + exp (r4 w4) + sum (r4) + divide by the
+ * sum (r4 w4) = 38; backward = scale the saved softmax by the loss gradient (r4 w4) + cast back to bf16
+ * (r4 w2) = 14. */
+#define SIM_LOSS_FUSED_FWD_BYTES 12.0
+#define SIM_LOSS_FUSED_BWD_BYTES 8.0
+#define SIM_LOSS_UNFUSED_FWD_BYTES 38.0
+#define SIM_LOSS_UNFUSED_BWD_BYTES 14.0
 
 /* Derived strategy quantities shared by the cost functions. */
 typedef struct {
@@ -44,6 +70,6 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
 /* Embedding (first stage) and LM head + loss (last stage), one micro-batch. */
 void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,
                     sim_cost *out);
-void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,
-                   sim_cost *out);
+void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
+                   const sim_geom *g, sim_cost *out);
 #endif

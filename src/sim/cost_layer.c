@@ -5,7 +5,9 @@
  * Equations and their sources: docs/cost-model.md ("Compute", "Layer operators", "Communication").
  * Conventions: GEMM (m x k)(k x n) = 2mnk FLOPs; backward of a GEMM = dX + dW = 2x its forward
  * (Narayanan et al. 2021, "Efficient large-scale language model training on GPU clusters", Sec. 5.1);
- * flash-attention backward = 2.5x its forward (Dao 2023, FlashAttention-2, Sec. 3: 5 matmuls vs 2). */
+ * flash-attention backward = 2.5x its forward's FLOPs (Dao 2023, FlashAttention-2, Sec. 3: 5 matmuls vs 2) at
+ * SIM_ATTN_BWD_EFF_RATIO x the forward's efficiency (FlashAttention-3 paper, Figs. 5-6); TP comm overlap taxes
+ * the GEMMs it overlaps (SIM_TP_OVERLAP_GEMM_TAX, Transformer Engine userbuffers). Constants: cost.h. */
 #include <math.h>
 #include "cost.h"
 
@@ -102,6 +104,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
 
     /* ---- attention projections */
     double t_up = 0, core_flops, kv_cp_bytes;
+    /* GEMMs that overlap a TP reduce-scatter with TP comm overlap on (Transformer Engine userbuffers): forward
+     * the output projection and the FFN down projection; backward the attention input and FFN up projections */
+    double t_rs_f = 0, t_rs_b = 0;
     double heads = m->H / tp;
     if (m->attn == SPEC_ATTN_MLA) {
         double qk = m->qk_nope + m->qk_rope;
@@ -117,7 +122,8 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         gemm(h, g, &a, t, m->kv_lora + m->qk_rope, C);           /* kv down: replicated */
         t_up += gemm(h, g, &a, t, heads * (m->qk_nope + m->v_head), m->kv_lora);
         mem(h, &a, 4.0 * t * m->kv_lora);
-        gemm(h, g, &a, t, C, heads * m->v_head);                 /* output projection */
+        t_rs_f += gemm(h, g, &a, t, C, heads * m->v_head);       /* output projection */
+        t_rs_b += t_up;
         params_dense += C * (m->kv_lora + m->qk_rope) + m->kv_lora + m->kv_lora * heads * (m->qk_nope + m->v_head)
                         + heads * m->v_head * C;
         core_flops = 2.0 * t * m->T * heads * (qk + m->v_head);
@@ -127,8 +133,8 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         double hkv = m->H_kv > 0 ? m->H_kv : m->H;
         double q = heads * hd, kv = hkv / tp * hd;
         if (kv <= 0) kv = hd; /* GQA with fewer kv heads than tp: each rank keeps one replica */
-        gemm(h, g, &a, t, q + 2 * kv, C);
-        gemm(h, g, &a, t, C, q);
+        t_rs_b += gemm(h, g, &a, t, q + 2 * kv, C);
+        t_rs_f += gemm(h, g, &a, t, C, q);
         params_dense += C * (q + 2 * kv) + q * C + (m->qkv_bias ? q + 2 * kv : 0);
         core_flops = 4.0 * t * m->T * q;
         kv_cp_bytes = 2.0 * t * 2 * kv;
@@ -147,7 +153,7 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         t_core_b = 2.0 * t_core;
     } else {
         t_core = 0.5 * core_flops / (h->peak_bf16 * attn_eff);
-        t_core_b = 2.5 * t_core;
+        t_core_b = 2.5 * t_core / SIM_ATTN_BWD_EFF_RATIO; /* 2.5x the FLOPs at a lower efficiency */
     }
     a.t += t_core;
     a.nk += no_flash ? 4 + 4 : 1; /* QK^T, softmax, dropout, PV + 4 layout copies (q, k, v, context) */
@@ -157,9 +163,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     double t_act = 0, t_fc1_exp = 0, t_perm = 0, ep_comm = 0;
     if (!moe) {
         double F = m->F / tp;
-        gemm(h, g, &a, t, (swiglu ? 2 : 1) * F, C);
+        t_rs_b += gemm(h, g, &a, t, (swiglu ? 2 : 1) * F, C);
         t_act = mem(h, &a, 2.0 * t * F * (swiglu ? 3 : 2));
-        gemm(h, g, &a, t, C, F);
+        t_rs_f += gemm(h, g, &a, t, C, F);
         params_dense += (swiglu ? 3 : 2) * C * F;
     } else {
         double E = m->E, K = m->K, Fe = (double)m->F_expert / g->etp;
@@ -179,9 +185,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
         params_expert += e_loc * (swiglu ? 3 : 2) * C * Fe;
         if (m->E_shared > 0) {
             double Fs = (double)m->F_expert * m->E_shared / tp;
-            gemm(h, g, &a, t, (swiglu ? 2 : 1) * Fs, C);
+            t_rs_b += gemm(h, g, &a, t, (swiglu ? 2 : 1) * Fs, C);
             t_act += mem(h, &a, 2.0 * t * Fs * (swiglu ? 3 : 2));
-            gemm(h, g, &a, t, C, Fs);
+            t_rs_f += gemm(h, g, &a, t, C, Fs);
             params_dense += (swiglu ? 3 : 2) * C * Fs;
         }
         /* EP: dispatch + combine per direction; volume = this rank's token-assignments x C x 2 bytes, scaled by
@@ -224,8 +230,15 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
      * (kernels x host seconds per kernel; the backward launches about twice as many kernels). */
     double host = host_s_per_kernel(o);
     double bwd_gpu = 2.0 * (a.t - t_core) + t_core_b;
+    double fwd_gpu = a.t;
+    if (s->overlap_tp && g->tp > 1) {
+        /* SM contention of TP comm overlap: the reduce-scatter kernels occupy SMs that the overlapped GEMMs
+         * lose (backward: dgrad + wgrad of the input projections, i.e. 2x their forward time) */
+        fwd_gpu += t_rs_f * SIM_TP_OVERLAP_GEMM_TAX;
+        bwd_gpu += 2.0 * t_rs_b * SIM_TP_OVERLAP_GEMM_TAX;
+    }
     double pw = o && o->host_combine_p > 0 ? o->host_combine_p : SIM_HOST_COMBINE_P;
-    out->fwd = host_combine(a.t, a.nk * host, pw);
+    out->fwd = host_combine(fwd_gpu, a.nk * host, pw);
     out->bwd = host_combine(bwd_gpu, 2 * a.nk * host, pw);
     out->bwd_w = a.gemm;
     out->gemm_fwd = a.gemm;
@@ -242,7 +255,10 @@ void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_stra
                     sim_cost *out) {
     double t = sim_mem_time(h, 2.0 * g->t * m->C * 2.0); /* gather rows + write */
     *out = (sim_cost){0};
-    out->fwd = t; out->bwd = 2 * t;
+    out->fwd = t;
+    /* backward: scatter-add of the rows into a dense, zero-filled V/tp x C gradient, then added into the fp32
+     * main gradient (SIM_EMBED_GRAD_BYTES per embedding parameter, every micro-batch) */
+    out->bwd = 2 * t + sim_mem_time(h, SIM_EMBED_GRAD_BYTES * (double)m->V / g->tp * m->C);
     /* vocab-parallel embedding: all-reduce (or reduce-scatter with SP) of the output */
     if (g->tp > 1) {
         double bytes = g->t * m->C * 2.0;
@@ -253,15 +269,18 @@ void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     (void)s;
 }
 
-void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_geom *g,
-                   sim_cost *out) {
+void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
+                   const sim_geom *g, sim_cost *out) {
     *out = (sim_cost){0};
     double t = g->t, V = (double)m->V / g->tp;
     double tg = sim_gemm_time(h, t, V, m->C, g->bits);
     double tn = sim_mem_time(h, 4.0 * g->t_sp * m->C);         /* final norm */
-    double tl = sim_mem_time(h, 3.0 * 4.0 * t * V);             /* fp32 softmax cross-entropy: 3 passes */
+    int unfused = o && o->loss_unfused;
+    double lf = unfused ? SIM_LOSS_UNFUSED_FWD_BYTES : SIM_LOSS_FUSED_FWD_BYTES;
+    double lb = unfused ? SIM_LOSS_UNFUSED_BWD_BYTES : SIM_LOSS_FUSED_BWD_BYTES;
+    double tl = sim_mem_time(h, lf * t * V);                    /* softmax cross-entropy over t x V/tp logits */
     out->fwd = tg + tn + tl;
-    out->bwd = 2 * tg + 2 * tn + sim_mem_time(h, 2.0 * 4.0 * t * V);
+    out->bwd = 2 * tg + 2 * tn + sim_mem_time(h, lb * t * V);
     out->bwd_w = tg;
     out->gemm_fwd = tg;
     if (g->tp > 1) {

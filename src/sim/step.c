@@ -239,7 +239,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     if (n_dense_total > 0) sim_layer_cost(m, h, s, o, &g, 0, &k.cd); else memset(&k.cd, 0, sizeof k.cd);
     if (is_moe && n_dense_total < m->L) sim_layer_cost(m, h, s, o, &g, 1, &k.cm); else memset(&k.cm, 0, sizeof k.cm);
     sim_embed_cost(m, h, s, &g, &k.ce);
-    sim_head_cost(m, h, s, &g, &k.ch);
+    sim_head_cost(m, h, s, o, &g, &k.ch);
     k.act_d = n_dense_total > 0 ? sim_layer_act_bytes(m, s, o, 0) : 0;
     k.act_m = is_moe ? sim_layer_act_bytes(m, s, o, 1) : 0;
     k.n_dense = n_dense_total;

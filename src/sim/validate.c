@@ -138,6 +138,12 @@ static int build(const rowref *r, sim_validation_row *o, spec_model *m, spec_clu
     if (spec_strategy_finish(s, m, c->devices, o->id)) return skip(o, "strategy: %s", umoe_err);
     memset(opt, 0, sizeof *opt);
     opt->attn_no_flash = umoe_streq_nocase(cell(r, "attn_kernel"), "unfused");
+    {
+        const char *lk = cell(r, "loss_kernel"); /* fused (default) | unfused (Megatron's vocab-parallel CE) */
+        if (*lk && !umoe_streq_nocase(lk, "fused") && !umoe_streq_nocase(lk, "unfused"))
+            return skip(o, "loss_kernel \"%s\" is not fused or unfused", lk);
+        opt->loss_unfused = umoe_streq_nocase(lk, "unfused");
+    }
     opt->detailed = 1; /* event simulation of the schedule */
     {
         const char *g = getenv("UMOE_CAL_GROUPED_GEMM"); /* calibration script only (tools/calibrate_sim.py) */
@@ -189,6 +195,11 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
         umoe_strlcpy(o->compared, "mfu", sizeof o->compared);
     }
     o->error = o->pred_step_s / o->meas_step_s - 1;
+    LOG_DEBUG("validate %s: n_mb %d, breakdown (s): compute %.4f recompute %.4f tp %.4f cp %.4f ep %.4f pp %.4f "
+              "dp %.4f bubble %.4f optimizer %.4f", o->id, res.n_microbatches, res.breakdown[SIM_T_COMPUTE],
+              res.breakdown[SIM_T_RECOMPUTE], res.breakdown[SIM_T_TP], res.breakdown[SIM_T_CP],
+              res.breakdown[SIM_T_EP], res.breakdown[SIM_T_PP], res.breakdown[SIM_T_DP], res.breakdown[SIM_T_BUBBLE],
+              res.breakdown[SIM_T_OPTIMIZER]);
     /* memory: the allocator's peak (what PyTorch reports as allocated) excludes the runtime's reserved share */
     o->pred_mem_gib = (res.memory_peak_bytes - res.memory[SIM_M_RESERVED]) / 1073741824.0;
     if (has(o->meas_mem_gib) && o->meas_mem_gib > 0) o->mem_error = o->pred_mem_gib / o->meas_mem_gib - 1;

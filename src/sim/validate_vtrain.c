@@ -82,6 +82,7 @@ static double predict(const spec_hardware *hw, double host, int gpus, int gbs, i
     s.recompute = SPEC_RC_FULL;
     s.precision_bits = 16;
     o.attn_no_flash = 1;
+    o.loss_unfused = 1; /* Megatron-DeepSpeed: unfused vocab-parallel cross-entropy */
     o.detailed = 1;
     o.host_s_per_kernel = host;
     if (spec_strategy_finish(&s, &m, gpus, "vtrain row")) return NAN;

@@ -48,9 +48,10 @@ void train_metrics_log(FILE *f, const train_step_metrics *s) {
         const model_memory *m = s->mem;
         fprintf(f, ",\"mem\":{\"params\":%zu,\"grads\":%zu,\"optimizer\":%zu,\"arena\":%zu,\"arena_resident\":%zu,"
                 "\"arena_shared\":%zu,\"arena_slots\":%zu,\"dispatch\":%zu,\"offload_pool\":%zu,"
-                "\"offload_wait_s\":%.6g,\"recompute_s\":%.6g,\"alloc_peak\":%zu,\"peak_rss\":%zu}", m->params,
-                m->grads, m->optimizer, m->arena, m->arena_resident, m->arena_shared, m->arena_slots, m->dispatch,
-                m->offload_pool, m->offload_wait_s, m->recompute_s, m->alloc_peak, m->peak_rss);
+                "\"offload_busy_s\":%.6g,\"offload_wait_s\":%.6g,\"recompute_s\":%.6g,\"alloc_peak\":%zu,"
+                "\"peak_rss\":%zu}", m->params, m->grads, m->optimizer, m->arena, m->arena_resident, m->arena_shared,
+                m->arena_slots, m->dispatch, m->offload_pool, m->offload_busy_s, m->offload_wait_s, m->recompute_s,
+                m->alloc_peak, m->peak_rss);
     }
     fputs("}\n", f);
     fflush(f);

@@ -176,7 +176,7 @@ static double validate(ep_run *R, const train_data *data, const train_loader *ld
 }
 
 typedef struct {
-    double bytes_intra, bytes_inter, dispatch_s, expert_s, combine_s, sync_s;
+    double bytes_intra, bytes_inter, dispatch_s, expert_s, combine_s, sync_s, exposed_s;
 } ep_step_stats;
 
 /* the step's metrics line of train_metrics_log with an "ep" object appended */
@@ -193,9 +193,10 @@ static void log_step(FILE *log, const train_step_metrics *sm, const ep_run *R, c
         buf[len - 2] = 0;
         fputs(buf, log);
         fprintf(log, ",\"ep\":{\"ranks\":%d,\"ep\":%d,\"a2a\":\"%s\",\"bytes_intra\":%.0f,\"bytes_inter\":%.0f,"
-                     "\"dispatch_s\":%.6f,\"expert_s\":%.6f,\"combine_s\":%.6f,\"grad_sync_s\":%.6f,\"imbalance\":[",
+                     "\"dispatch_s\":%.6f,\"expert_s\":%.6f,\"combine_s\":%.6f,\"grad_sync_s\":%.6f,"
+                     "\"comm_exposed_s\":%.6f,\"imbalance\":[",
                 R->d.size, R->d.ep_size, hier ? "hierarchical" : "flat", es->bytes_intra, es->bytes_inter,
-                es->dispatch_s, es->expert_s, es->combine_s, es->sync_s);
+                es->dispatch_s, es->expert_s, es->combine_s, es->sync_s, es->exposed_s);
         for (int s = 0; s < R->n_moe; s++) fprintf(log, "%s%.4f", s ? "," : "", imb[s]);
         fputs("]}}\n", log);
         fflush(log);
@@ -269,6 +270,8 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     st = train_loader_init(&ld, &data, Bg, o->T, s->mtp, o->val_frac, o->seed ^ 0x6c6f61646572ULL);
     if ((st = agree(st, rank))) goto done;
     st = model_init(&R.m, s, Bl, o->T, o->seed);
+    if (!st) st = model_set_recompute(R.m, c->recompute); /* memory optimisations: docs/engine-memory.md */
+    if (!st) st = model_set_offload(R.m, c->offload, c->offload_dir);
     if ((st = agree(st, rank))) goto done;
     R.t = model_tensors(R.m, &R.n_t);
     R.n_moe = model_n_moe_layers(R.m);
@@ -279,6 +282,7 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     for (int k = 0; k < R.n_moe; k++) R.slot_of_layer[model_moe_layer_index(R.m, k)] = k;
     st = ep_moe_init(&R.x, &R.d, R.m, eo->hierarchical ? EP_A2A_HIER : EP_A2A_FLAT);
     if ((st = agree(st, rank))) goto done;
+    ep_moe_set_overlap(R.x, eo->overlap);
     model_set_moe_ops(R.m, ep_moe_ops(R.x));
     dist_placement_config pc = {eo->placement, eo->placement_window > 0 ? eo->placement_window : 10, 0.9, 0.08,
                                 eo->placement_bw > 0 ? eo->placement_bw : 1e9};
@@ -330,9 +334,10 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     train_schedule sched = {o->lr, o->min_lr, o->warmup, o->steps};
     double t_run = umoe_now(), tokens_run = 0;
     LOG_INFO("training \"%s\" on %d ranks: EP %d (%d expert-DP groups), %s all-to-all over %d node(s) of %d ranks, "
-             "%zu parameters, global batch %d x %d tokens (%d per rank) x %d micro-batches, placement %s",
+             "%zu parameters, global batch %d x %d tokens (%d per rank) x %d micro-batches, placement %s, overlap %s",
              s->name, size, R.d.ep_size, R.d.n_ep_groups, eo->hierarchical ? "hierarchical" : "flat", R.d.n_nodes,
-             R.d.ranks_per_node, n_params, Bg, o->T, Bl, o->accum, eo->placement ? "on" : "off");
+             R.d.ranks_per_node, n_params, Bg, o->T, Bl, o->accum, eo->placement ? "on" : "off",
+             eo->overlap ? "on" : "off");
     ep_traffic tr_prev;
     ep_moe_traffic(R.x, &tr_prev);
     ep_moe_times tm_prev = *ep_moe_times_get(R.x);
@@ -406,9 +411,10 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
                                      tr_prev.meta_bytes_intra),
                             (double)(tr.row_bytes_inter + tr.meta_bytes_inter - tr_prev.row_bytes_inter -
                                      tr_prev.meta_bytes_inter),
-                            tm.dispatch_s - tm_prev.dispatch_s, exs, tm.combine_s - tm_prev.combine_s, ss.seconds};
+                            tm.dispatch_s - tm_prev.dispatch_s, exs, tm.combine_s - tm_prev.combine_s, ss.seconds,
+                            tr.seconds - tr_prev.seconds};
         MPI_Allreduce(MPI_IN_PLACE, &es.bytes_intra, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        MPI_Allreduce(MPI_IN_PLACE, &es.dispatch_s, 4, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, &es.dispatch_s, 5, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         tr_prev = tr;
         tm_prev = tm;
         /* dynamic placement after the update: weights and AdamW m, v move with their expert */
@@ -430,6 +436,10 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
             sm.val_loss = validate(&R, &data, &ld, Bg, Bl, o->T, c->val_batches);
             r->val_loss = sm.val_loss;
         }
+        model_memory mem; /* this rank's (rank 0 writes the log); the AdamW m and v are the trainer's */
+        model_memory_report(R.m, &mem);
+        mem.optimizer = 2 * n_params * sizeof(float);
+        sm.mem = &mem;
         log_step(log, &sm, &R, &es, imb, eo->hierarchical);
         if (!quiet && (step == step0 || (step + 1) % print_every == 0 || last || stop)) {
             double el = umoe_now() - t_run;
@@ -438,9 +448,9 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
             for (int k = 0, n = 0; k < n_moe && n < 200; k++)
                 n += snprintf(ib + n, sizeof ib - (size_t)n, "%s%.2f", k ? " " : "", imb[k]);
             LOG_INFO("step %ld EP: %.2f MB in-node, %.2f MB across nodes; dispatch %.1f ms, experts %.1f ms, combine "
-                     "%.1f ms, grad sync %.1f ms; imbalance per MoE layer %s", step + 1, es.bytes_intra / 1e6,
-                     es.bytes_inter / 1e6, es.dispatch_s * 1e3, es.expert_s * 1e3, es.combine_s * 1e3,
-                     es.sync_s * 1e3, ib);
+                     "%.1f ms (exposed communication %.1f ms), grad sync %.1f ms; imbalance per MoE layer %s", step + 1,
+                     es.bytes_intra / 1e6, es.bytes_inter / 1e6, es.dispatch_s * 1e3, es.expert_s * 1e3,
+                     es.combine_s * 1e3, es.exposed_s * 1e3, es.sync_s * 1e3, ib);
         }
         if (!isnan(sm.val_loss))
             LOG_INFO("step %ld: validation loss %.4f nats/token (perplexity %.3f)", step + 1, sm.val_loss,

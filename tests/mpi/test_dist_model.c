@@ -92,16 +92,17 @@ static void run_ep(int E, int forced) {
     int32_t tok[B * (T + 2)];
     rank_tokens(tok, &s, g_rank);
     /* reference: every expert local, grads summed over all ranks */
-    model_losses lref, lk[2];
+    model_losses lref, lk[3];
     model_zero_grad(m);
     model_forward_backward(m, tok, B, T, 1.0f, &lref);
-    float *gref = malloc(np * sizeof(float)), *gk[2];
+    float *gref = malloc(np * sizeof(float)), *gk[3];
     memcpy(gref, model_grads(m), np * sizeof(float));
     MPI_Allreduce(MPI_IN_PLACE, gref, (int)np, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    ep_moe *x[2] = {NULL, NULL};
-    for (int k = 0; k < 2; k++) {
-        st = ep_moe_init(&x[k], &d, m, (ep_a2a_kind)k);
+    ep_moe *x[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++) { /* flat, hierarchical, hierarchical with overlap (split hooks) */
+        st = ep_moe_init(&x[k], &d, m, k ? EP_A2A_HIER : EP_A2A_FLAT);
         CHECK(st == UMOE_OK, "ep_moe_init: %s", umoe_err);
+        ep_moe_set_overlap(x[k], k == 2);
         model_set_moe_ops(m, ep_moe_ops(x[k]));
         model_zero_grad(m);
         model_forward_backward(m, tok, B, T, 1.0f, &lk[k]);
@@ -136,7 +137,12 @@ static void run_ep(int E, int forced) {
     snprintf(name, sizeof name, "model_ep_flat_hier_bit_identical[R%d,E%d,rpn%d%s]", g_size, E, rpn,
              forced ? ",all-to-expert-0" : "");
     report(name);
-    for (int k = 0; k < 2; k++) {
+    CHECK(lk[2].loss == lk[1].loss, "loss overlap %.9g, no overlap %.9g", lk[2].loss, lk[1].loss);
+    CHECK(!memcmp(gk[2], gk[1], np * sizeof(float)), "grads differ with overlap");
+    snprintf(name, sizeof name, "model_ep_overlap_bit_identical[R%d,E%d,rpn%d%s]", g_size, E, rpn,
+             forced ? ",all-to-expert-0" : "");
+    report(name);
+    for (int k = 0; k < 3; k++) {
         ep_moe_free(x[k]);
         free(gk[k]);
     }

@@ -28,6 +28,13 @@ for k in loss grad_norm aux_loss; do
     if [ "$(field "$d/e4.jsonl" $k)" = "$(field "$d/h4.jsonl" $k)" ]; then echo "PASS flat_hier_bit_identical_$k"
     else echo "FAIL flat_hier_bit_identical_$k"; fi
 done
+# overlap (split hooks: the exchange in flight while the shared experts compute): same bits, exposed time logged
+expect_rc 0 train_ep4_r4_hier_overlap $MPIRUN -np 4 $UMOE train "$d/m.json" $common --ep 4 --ranks-per-node 2 \
+    --a2a hierarchical --overlap on --log "$d/o4.jsonl"
+if [ "$(field "$d/o4.jsonl" loss)" = "$(field "$d/h4.jsonl" loss)" ] &&
+   [ "$(field "$d/o4.jsonl" grad_norm)" = "$(field "$d/h4.jsonl" grad_norm)" ] &&
+   grep -q '"comm_exposed_s":' "$d/o4.jsonl"; then echo "PASS overlap_bit_identical"
+else echo "FAIL overlap_bit_identical"; fi
 fi=$(field "$d/e4.jsonl" bytes_inter | awk '{ s += $1 } END { print s }')
 hi=$(field "$d/h4.jsonl" bytes_inter | awk '{ s += $1 } END { print s }')
 if [ "${hi:-0}" -gt 0 ] && [ "$hi" -lt "$fi" ]; then echo "PASS hier_fewer_inter_node_bytes ($hi < $fi)"

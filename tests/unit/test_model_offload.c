@@ -20,7 +20,7 @@ static void two_steps(umoe_model *m, const int32_t *tok, int mtp, model_losses L
     float *p = model_params(m), *g = model_grads(m);
     for (size_t i = 0; i < np; i++) p[i] -= 0.05f * g[i];
     model_losses ev;
-    model_forward(m, tok, B, T, &ev); /* a forward-only call in between (evaluation) leaves stores queued */
+    model_forward(m, tok, B, T, &ev); /* a forward-only call in between (evaluation): overwrites the slots */
     model_zero_grad(m);
     model_forward_backward(m, tok + B * (T + 1 + mtp), B, T, 0.5f, &L[1]);
     memcpy(g_out, g, np * sizeof(float));

@@ -151,6 +151,72 @@ static void test_invalid_strategy(void) {
 }
 
 /* The planner's hot path: closed form, no allocation. Prints the rate; the bound is loose (shared CI). */
+/* The unfused Megatron cross-entropy moves 38 - 12 more bytes per logit forward and 14 - 8 backward than the
+ * fused one; with pp = 1, no DP and one device the step grows by exactly that memory time per micro-batch. */
+static void test_unfused_loss_costs_logit_passes(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r0, r1;
+    fx_gpt(&m, 4, 1024, 16, 1024);
+    m.V = 131072;
+    fx_hw_simple(&c.hw);
+    c.devices = 1;
+    fx_strategy(&s, 1, 1, 1, 1, 4);
+    sim_options o = {0};
+    CHECK(sim_run(&m, &c, &s, &o, &r0) == UMOE_OK, "%s", umoe_err);
+    o.loss_unfused = 1;
+    CHECK(sim_run(&m, &c, &s, &o, &r1) == UMOE_OK, "%s", umoe_err);
+    double logits = 1024.0 * 131072, extra = ((38 - 12) + (14 - 8)) * logits / c.hw.hbm_bw;
+    CHECK_CLOSE(r1.step_time_s - r0.step_time_s, 4 * extra, 1e-9, 0, "unfused loss: 4 micro-batches x extra bytes");
+}
+
+/* Flash attention: the backward (2.5x the forward's FLOPs) runs at 0.82 of the forward's efficiency, so a
+ * layer's compute grows with attn_eff lowered exactly as the attention core's share predicts. */
+static void test_attention_backward_efficiency(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r0, r1;
+    fx_gpt(&m, 4, 1024, 16, 4096);
+    m.V = 128;
+    fx_hw_simple(&c.hw);
+    c.devices = 1;
+    fx_strategy(&s, 1, 1, 1, 1, 1);
+    CHECK(sim_run(&m, &c, &s, NULL, &r0) == UMOE_OK, "%s", umoe_err);
+    c.hw.attn_eff = 0.25; /* half of 0.5: the core's forward and backward times double */
+    CHECK(sim_run(&m, &c, &s, NULL, &r1) == UMOE_OK, "%s", umoe_err);
+    /* core forward at attn_eff 0.5: half the causal 4 t T C FLOPs per layer */
+    double fwd = 0.5 * 4.0 * 4096 * 4096 * 1024 / (100e12 * 0.5);
+    double per_layer = fwd + 2.5 * fwd / 0.82;
+    CHECK_CLOSE(r1.step_time_s - r0.step_time_s, 4 * per_layer, 1e-6, 0, "attention core fwd + bwd / 0.82");
+}
+
+/* TP comm overlap: the GEMMs that overlap a reduce-scatter (forward: output and FFN down projections; backward:
+ * dgrad + wgrad of the QKV and FFN up projections) lose 16 of 132 SMs (Transformer Engine userbuffers); the
+ * step's compute grows by exactly that share, per layer and micro-batch. */
+static void test_tp_overlap_sm_tax(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r0, r1;
+    fx_gpt(&m, 4, 4096, 32, 4096);
+    m.V = 128;
+    fx_hw_simple(&c.hw);
+    c.devices = 2;
+    fx_strategy(&s, 2, 1, 1, 1, 2);
+    s.sp = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r0) == UMOE_OK, "%s", umoe_err);
+    s.overlap_tp = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r1) == UMOE_OK, "%s", umoe_err);
+    double t = 4096, C = 4096, q = 2048, F = 8192;
+    double qkv = sim_gemm_time(&c.hw, t, 3 * q, C, 16), proj = sim_gemm_time(&c.hw, t, C, q, 16);
+    double fc1 = sim_gemm_time(&c.hw, t, F, C, 16), fc2 = sim_gemm_time(&c.hw, t, C, F, 16);
+    double tax = 16.0 / 116.0, per_layer = tax * (proj + fc2 + 2 * (qkv + fc1));
+    CHECK_CLOSE(r1.breakdown[SIM_T_COMPUTE] - r0.breakdown[SIM_T_COMPUTE], 2 * 4 * per_layer, 1e-6, 0,
+                "2 micro-batches x 4 layers x taxed GEMM time");
+}
+
 static void test_fast_path_speed(void) {
     spec_model m;
     spec_cluster c;
@@ -180,6 +246,9 @@ int main(void) {
     RUN(test_imbalance_slows_moe);
     RUN(test_hierarchical_a2a_helps_across_nodes);
     RUN(test_invalid_strategy);
+    RUN(test_unfused_loss_costs_logit_passes);
+    RUN(test_attention_backward_efficiency);
+    RUN(test_tp_overlap_sm_tax);
     RUN(test_fast_path_speed);
     TEST_MAIN_END();
 }

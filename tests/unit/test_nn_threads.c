@@ -1,0 +1,124 @@
+/* test_nn_threads.c - every kernel that splits its work over OpenMP threads gives bit-identical results with
+ * 1 and 2 threads, at sizes above the thresholds where the split happens (NN_PAR_ELEMS = 32768 elements), so
+ * the parallel paths themselves are exercised and a layout-independent run is guaranteed. Without OpenMP it
+ * checks that two runs agree (trivially) and still runs every large path once. */
+#include "umoe/nn.h"
+#include "nn_check.h"
+#ifdef UMOE_OPENMP
+#include <omp.h>
+#endif
+
+static void set_threads(int t) {
+#ifdef UMOE_OPENMP
+    omp_set_num_threads(t);
+#endif
+    (void)t;
+}
+
+#define SAME(a, b, n, what) CHECK(memcmp(a, b, (n) * sizeof(float)) == 0, "%s differs between 1 and 2 threads", what)
+
+static void test_threads_elementwise(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 100);
+    size_t N = 300, F = 256, n = N * F; /* 76800 elements */
+    float *g = nc_alloc(n), *u = nc_alloc(n), *d = nc_alloc(n), *gu = nc_alloc(2 * n);
+    float *o[2], *dg[2], *du[2], *dgu[2], *p[2], *m[2], *v[2];
+    nc_fill(&rng, g, n, 3); nc_fill(&rng, u, n, 1); nc_fill(&rng, d, n, 1); nc_fill(&rng, gu, 2 * n, 3);
+    for (int t = 0; t < 2; t++) {
+        set_threads(t + 1);
+        o[t] = nc_alloc(n); dg[t] = nc_alloc(n); du[t] = nc_alloc(n); dgu[t] = nc_alloc(2 * n);
+        p[t] = nc_alloc(n); m[t] = nc_alloc(n); v[t] = nc_alloc(n);
+        swiglu_forward(o[t], g, u, n);
+        swiglu_backward(dg[t], du[t], d, g, u, n);
+        swiglu_fused_backward(dgu[t], d, gu, N, F);
+        memcpy(p[t], g, n * sizeof(float));
+        adamw_update(p[t], d, m[t], v[t], n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+    }
+    SAME(o[0], o[1], n, "swiglu"); SAME(dg[0], dg[1], n, "swiglu dg"); SAME(du[0], du[1], n, "swiglu du");
+    SAME(dgu[0], dgu[1], 2 * n, "swiglu fused"); SAME(p[0], p[1], n, "adamw p"); SAME(v[0], v[1], n, "adamw v");
+    for (int t = 0; t < 2; t++) {
+        nc_free(o[t], n); nc_free(dg[t], n); nc_free(du[t], n); nc_free(dgu[t], 2 * n);
+        nc_free(p[t], n); nc_free(m[t], n); nc_free(v[t], n);
+    }
+    nc_free(g, n); nc_free(u, n); nc_free(d, n); nc_free(gu, 2 * n);
+    set_threads(1);
+}
+
+static void test_threads_rows(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 101);
+    size_t N = 512, C = 128, V = 256, E = 16, K = 4, NK = N * K;
+    float *x = nc_alloc(N * C), *w = nc_alloc(C), *dout = nc_alloc(N * C), *logits = nc_alloc(N * V);
+    float *rl = nc_alloc(N * E), *dloss = nc_alloc(N), *rdw = nc_alloc(NK), *big = nc_alloc(NK * C);
+    int32_t *tgt = umoe_malloc(N * sizeof(int32_t), "tgt"), *idx[2], counts[16], offsets[17];
+    int32_t *order = umoe_malloc(NK * sizeof(int32_t), "order");
+    nc_fill(&rng, x, N * C, 2); nc_fill(&rng, w, C, 1); nc_fill(&rng, dout, N * C, 1); nc_fill(&rng, logits, N * V, 4);
+    nc_fill(&rng, rl, N * E, 2); nc_fill(&rng, dloss, N, 1); nc_fill(&rng, rdw, NK, 1); nc_fill(&rng, big, NK * C, 1);
+    for (size_t i = 0; i < N; i++) tgt[i] = (int32_t)(umoe_rng_u64(&rng) % V) - (i % 7 == 0 ? 300 : 0);
+    float *o[2], *rs[2], *dx[2], *ls[2], *dl[2], *sc[2], *rw[2], *drl[2], *rows[2], *y[2], *drows[2], *dwa[2], *rp[2];
+    for (int t = 0; t < 2; t++) {
+        set_threads(t + 1);
+        o[t] = nc_alloc(N * C); rs[t] = nc_alloc(N); dx[t] = nc_alloc(N * C); ls[t] = nc_alloc(N);
+        dl[t] = nc_alloc(N * V); sc[t] = nc_alloc(N * E); rw[t] = nc_alloc(NK); drl[t] = nc_alloc(N * E);
+        rows[t] = nc_alloc(NK * C); y[t] = nc_alloc(N * C); drows[t] = nc_alloc(NK * C); dwa[t] = nc_alloc(NK);
+        rp[t] = nc_alloc(N * C);
+        idx[t] = umoe_malloc(NK * sizeof(int32_t), "idx");
+        rmsnorm_forward(o[t], rs[t], x, w, N, C, 1e-5f);
+        rmsnorm_backward(dx[t], NULL, dout, x, w, rs[t], N, C);
+        crossentropy_forward(ls[t], logits, tgt, N, V);
+        crossentropy_backward(dl[t], dloss, logits, tgt, N, V);
+        router_forward(sc[t], idx[t], rw[t], rl, NULL, N, E, K, NN_SCORE_SIGMOID, 1, 2.0f);
+        router_backward(drl[t], rdw, sc[t], sc[t], idx[t], rw[t], N, E, K, NN_SCORE_SIGMOID, 1, 2.0f);
+        moe_group(counts, offsets, order, idx[t], N, K, E);
+        moe_permute_forward(rows[t], x, order, NK, K, C);
+        moe_unpermute_forward(y[t], big, rw[t], order, NK, K, C);
+        moe_unpermute_backward(drows[t], dwa[t], dout, big, rw[t], order, NK, K, C);
+        moe_permute_backward(y[t], drows[t], order, NK, K, C);
+        rope_forward(rp[t], x, 4, N / 4, 2, C / 2, 16, 48, 10000.0f);
+    }
+    SAME(o[0], o[1], N * C, "rmsnorm"); SAME(dx[0], dx[1], N * C, "rmsnorm dx");
+    SAME(ls[0], ls[1], N, "crossentropy"); SAME(dl[0], dl[1], N * V, "crossentropy grad");
+    CHECK(memcmp(idx[0], idx[1], NK * sizeof(int32_t)) == 0, "router idx differs");
+    SAME(rw[0], rw[1], NK, "router w"); SAME(drl[0], drl[1], N * E, "router grad");
+    SAME(rows[0], rows[1], NK * C, "permute"); SAME(y[0], y[1], N * C, "unpermute + permute bwd");
+    SAME(drows[0], drows[1], NK * C, "unpermute drows"); SAME(dwa[0], dwa[1], NK, "unpermute dw");
+    SAME(rp[0], rp[1], N * C, "rope");
+    for (int t = 0; t < 2; t++) {
+        nc_free(o[t], N * C); nc_free(rs[t], N); nc_free(dx[t], N * C); nc_free(ls[t], N); nc_free(dl[t], N * V);
+        nc_free(sc[t], N * E); nc_free(rw[t], NK); nc_free(drl[t], N * E); nc_free(rows[t], NK * C);
+        nc_free(y[t], N * C); nc_free(drows[t], NK * C); nc_free(dwa[t], NK); nc_free(rp[t], N * C);
+        umoe_free(idx[t], NK * sizeof(int32_t));
+    }
+    nc_free(x, N * C); nc_free(w, C); nc_free(dout, N * C); nc_free(logits, N * V); nc_free(rl, N * E);
+    nc_free(dloss, N); nc_free(rdw, NK); nc_free(big, NK * C);
+    umoe_free(tgt, N * sizeof(int32_t)); umoe_free(order, NK * sizeof(int32_t));
+    set_threads(1);
+}
+
+/* attention (parallel over heads and blocks forward, over kv heads backward) */
+static void test_threads_attention(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 102);
+    size_t B = 2, T = 200, H = 4, Hk = 2, Dk = 16, Dv = 8, nq = B * T * H * Dk, nk = B * T * Hk * Dk,
+           nv = B * T * Hk * Dv, no = B * T * H * Dv;
+    float *q = nc_alloc(nq), *k = nc_alloc(nk), *v = nc_alloc(nv), *d = nc_alloc(no);
+    nc_fill(&rng, q, nq, 2); nc_fill(&rng, k, nk, 1); nc_fill(&rng, v, nv, 1); nc_fill(&rng, d, no, 1);
+    float *o[2], *l[2], *dq[2], *dk[2], *dv[2];
+    for (int t = 0; t < 2; t++) {
+        set_threads(t + 1);
+        o[t] = nc_alloc(no); l[t] = nc_alloc(B * H * T); dq[t] = nc_alloc(nq); dk[t] = nc_alloc(nk); dv[t] = nc_alloc(nv);
+        attention_forward(o[t], l[t], q, k, v, B, T, H, Hk, Dk, Dv, 0.25f);
+        attention_backward(dq[t], dk[t], dv[t], d, q, k, v, o[t], l[t], B, T, H, Hk, Dk, Dv, 0.25f);
+    }
+    SAME(o[0], o[1], no, "attention out"); SAME(l[0], l[1], B * H * T, "lse");
+    SAME(dq[0], dq[1], nq, "dq"); SAME(dk[0], dk[1], nk, "dk"); SAME(dv[0], dv[1], nv, "dv");
+    for (int t = 0; t < 2; t++) {
+        nc_free(o[t], no); nc_free(l[t], B * H * T); nc_free(dq[t], nq); nc_free(dk[t], nk); nc_free(dv[t], nv);
+    }
+    nc_free(q, nq); nc_free(k, nk); nc_free(v, nv); nc_free(d, no);
+    set_threads(1);
+}
+
+int main(void) {
+    RUN(test_threads_elementwise);
+    RUN(test_threads_rows);
+    RUN(test_threads_attention);
+    TEST_MAIN_END();
+}
