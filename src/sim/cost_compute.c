@@ -34,8 +34,14 @@ double sim_gemm_eff(const spec_hardware *h, double flops) {
     if (n <= 0) return SIM_DEFAULT_GEMM_EFF;
     if (n == 1 || flops <= h->gemm_eff_flops[0]) return h->gemm_eff[0];
     if (flops >= h->gemm_eff_flops[n - 1]) return h->gemm_eff[n - 1];
-    int i = 1;
-    while (i < n - 1 && flops > h->gemm_eff_flops[i]) i++;
+    /* the segment: i = the first point >= flops among points 1 .. n-1 (binary search; points sorted) */
+    const double *first = h->gemm_eff_flops + 1;
+    for (int len = n - 2; len > 0;) {
+        int half = len >> 1;
+        if (first[half] < flops) first += half + 1, len -= half + 1;
+        else len = half;
+    }
+    int i = (int)(first - h->gemm_eff_flops);
     /* piecewise linear in log10(flops) between points i-1 and i */
     double f = ln_memo_get(flops / h->gemm_eff_flops[i - 1]) / spec_gemm_eff_lnr(h, i); /* ratio: cached */
     return h->gemm_eff[i - 1] + f * (h->gemm_eff[i] - h->gemm_eff[i - 1]);

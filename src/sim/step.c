@@ -13,11 +13,25 @@
 #define SIM_OPT_BYTES_PER_PARAM 34.0 /* Adam step: read grad, m, v, master (16), write m, v, master (12) and bf16
                                       * param (2), plus the grad-norm read for clipping (4); docs/cost-model.md */
 
+/* add() and lin2() name every field of sim_cost: a new field must be added to both */
+_Static_assert(sizeof(sim_cost) == 13 * sizeof(double), "add() and lin2() must list every field of sim_cost");
+
 static void add(sim_cost *a, const sim_cost *b, double k) {
     a->fwd += k * b->fwd; a->bwd += k * b->bwd; a->bwd_w += k * b->bwd_w; a->gemm_fwd += k * b->gemm_fwd;
     a->rc += k * b->rc; a->tp_fwd += k * b->tp_fwd; a->tp_bwd += k * b->tp_bwd; a->cp_fwd += k * b->cp_fwd;
     a->cp_bwd += k * b->cp_bwd; a->ep_fwd += k * b->ep_fwd; a->ep_bwd += k * b->ep_bwd;
     a->params_dense += k * b->params_dense; a->params_expert += k * b->params_expert;
+}
+
+/* a = ka x b + kb x c, field by field */
+static void lin2(sim_cost *a, const sim_cost *b, double kb, const sim_cost *c, double kc) {
+    a->fwd = kb * b->fwd + kc * c->fwd; a->bwd = kb * b->bwd + kc * c->bwd; a->bwd_w = kb * b->bwd_w + kc * c->bwd_w;
+    a->gemm_fwd = kb * b->gemm_fwd + kc * c->gemm_fwd; a->rc = kb * b->rc + kc * c->rc;
+    a->tp_fwd = kb * b->tp_fwd + kc * c->tp_fwd; a->tp_bwd = kb * b->tp_bwd + kc * c->tp_bwd;
+    a->cp_fwd = kb * b->cp_fwd + kc * c->cp_fwd; a->cp_bwd = kb * b->cp_bwd + kc * c->cp_bwd;
+    a->ep_fwd = kb * b->ep_fwd + kc * c->ep_fwd; a->ep_bwd = kb * b->ep_bwd + kc * c->ep_bwd;
+    a->params_dense = kb * b->params_dense + kc * c->params_dense;
+    a->params_expert = kb * b->params_expert + kc * c->params_expert;
 }
 
 /* Micro-batches (in units of one micro-batch through the whole stage) whose activations stage `st` holds
@@ -148,30 +162,25 @@ static int stages_grouped(const spec_model *m, const sim_geom *g, const stage_pa
         pd = nd_all - (kd * cl - (kd < a ? kd : a) - (kd > nb ? kd - nb : 0));
     }
     int ka = kd < a ? kd : a, kb = kd < nb ? kd : nb;
-    int bp[16], nbp = 0;
-    bp[nbp++] = 0; bp[nbp++] = 1; bp[nbp++] = pp - 1; bp[nbp++] = pp;
-    bp[nbp++] = a % pp; bp[nbp++] = nb % pp; bp[nbp++] = kd % pp; bp[nbp++] = ka % pp; bp[nbp++] = kb % pp;
-    bp[nbp++] = kd % pp + 1;
-    for (int i = 1; i < nbp; i++) /* insertion sort: ten numbers */
-        for (int j = i; j > 0 && bp[j - 1] > bp[j]; j--) { int t = bp[j]; bp[j] = bp[j - 1]; bp[j - 1] = t; }
+    /* breakpoints: the first stage of each group (stage pp ends the last one) */
+    const int bp[] = {1, pp - 1, a % pp, nb % pp, kd % pp, ka % pp, kb % pp, kd % pp + 1};
+    const int nbp = (int)(sizeof bp / sizeof *bp);
     int n_grp = 0;
-    for (int i = 0; i < nbp; i++) {
-        int st = bp[i], end = pp;
-        if (st >= pp || (i > 0 && bp[i - 1] == st)) continue;
-        for (int j = i + 1; j < nbp; j++)
-            if (bp[j] > st) { end = bp[j] < pp ? bp[j] : pp; break; }
+    for (int st = 0, end; st < pp; st = end) {
+        end = pp;
+        for (int i = 0; i < nbp; i++)
+            if (bp[i] > st && bp[i] < end) end = bp[i];
         int c_kd = chunks_below(kd, st, pp, vpp);
         int tot = vpp * cl - chunks_below(a, st, pp, vpp) - (vpp - chunks_below(nb, st, pp, vpp));
         int nd = cl * c_kd - chunks_below(ka, st, pp, vpp) - (c_kd - chunks_below(kb, st, pp, vpp));
         if (kd < n && kd % pp == st) nd += pd;
         int nm = tot - nd;
         stage_group *gr = &grp[n_grp++];
-        memset(gr, 0, sizeof *gr);
         gr->st0 = st;
         gr->n = end - st;
-        add(&gr->c, &k->cd, nd);
-        add(&gr->c, &k->cm, nm);
+        lin2(&gr->c, &k->cd, nd, &k->cm, nm);
         gr->act = nd * k->act_d + nm * k->act_m;
+        gr->extra = 0;
         gr->nm = nm;
         if (st == 0) add(&gr->c, &k->ce, 1);
         if (st == pp - 1) add_last_chunk(m, g, k, gr);
@@ -261,6 +270,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     int worst_gi = 0;
     double mem_peak = -1, stage_b_worst = 0, stage_f_worst = 0;
     double zero1_d = s->zero1 ? g.dp * g.cp : 1, zero1_e = s->zero1 ? g.edp : 1;
+    double mdisp_moe = 2.0 * (g.t / g.tp) * m->K * g.etp * g.imb * m->C * 2.0; /* MoE dispatch buffers: send+recv */
     for (int gi = 0; gi < n_grp; gi++) {
         /* every stage of a group has the same cost; the first of the group holds the most micro-batches in
          * flight (inflight() never grows with the stage index), so it is the group's memory peak, and on ties
@@ -284,7 +294,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double inf = inflight(s->schedule, pp, g.vpp, st, n_mb);
         double act = gr->act;
         double ma = s->offload_activations ? act : act * inf;  /* offload: one micro-batch resident */
-        double mdisp = gr->nm > 0 ? 2.0 * (g.t / g.tp) * m->K * g.etp * g.imb * m->C * 2.0 : 0; /* send+recv */
+        double mdisp = gr->nm > 0 ? mdisp_moe : 0;
         double total = mw + mg + mo + ma + mdisp + gr->extra + h->mem_reserved;
         if (total > mem_peak) {
             mem_peak = total;

@@ -282,6 +282,28 @@ static void test_gemm_eff_cache(void) {
         if (!close_rel(spec_gemm_eff(&h, f), want) || !close_rel(spec_gemm_eff(&raw, f), want)) bad++;
     }
     CHECK(bad == 0, "%d lookups differ from the plain formula", bad);
+    /* tables of every size, built in code (prepared or not) */
+    bad = 0;
+    for (int n = 1; n <= SPEC_EFF_MAX; n++) {
+        spec_hardware t;
+        memset(&t, 0, sizeof t);
+        t.n_gemm_eff = n;
+        double x = 1e6;
+        for (int i = 0; i < n; i++) {
+            x *= 1.5 + 4 * umoe_rng_uniform(&r);
+            t.gemm_eff_flops[i] = x;
+            t.gemm_eff[i] = 0.05 + 0.9 * umoe_rng_uniform(&r);
+        }
+        spec_hardware tp = t;
+        spec_hardware_prepare(&tp);
+        for (int k = 0; k < 300; k++) {
+            double f = pow(10.0, 5 + 0.9 * n * umoe_rng_uniform(&r));
+            if (k < n) f = t.gemm_eff_flops[k]; /* exactly at the points */
+            double want = eff_plain(&t, f);
+            if (sim_gemm_eff(&t, f) != want || sim_gemm_eff(&tp, f) != want) bad++;
+        }
+    }
+    CHECK(bad == 0, "%d lookups on tables of 1..%d points differ from the plain formula", bad, SPEC_EFF_MAX);
     /* a table edited after loading: the stale cache entries are not used */
     spec_hardware ed = h;
     ed.gemm_eff_flops[2] *= 1.5;
