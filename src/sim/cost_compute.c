@@ -29,7 +29,8 @@ static double ln_memo_get(double q) {
     return v;
 }
 
-double sim_gemm_eff(const spec_hardware *h, double flops) {
+/* sim_gemm_eff's body, inlined into sim_gemm_time (called for every GEMM of every layer) */
+static inline double gemm_eff_lookup(const spec_hardware *h, double flops) {
     int n = h->n_gemm_eff;
     if (n <= 0) return SIM_DEFAULT_GEMM_EFF;
     if (n == 1 || flops <= h->gemm_eff_flops[0]) return h->gemm_eff[0];
@@ -47,6 +48,8 @@ double sim_gemm_eff(const spec_hardware *h, double flops) {
     return h->gemm_eff[i - 1] + f * (h->gemm_eff[i] - h->gemm_eff[i - 1]);
 }
 
+double sim_gemm_eff(const spec_hardware *h, double flops) { return gemm_eff_lookup(h, flops); }
+
 static double peak_for(const spec_hardware *h, int bits) {
     if (bits == 8 && h->peak_fp8 > 0) return h->peak_fp8;
     return h->peak_bf16;
@@ -62,7 +65,7 @@ double sim_gemm_time(const spec_hardware *h, double m, double n, double k, int b
     double flops = 2.0 * m * n * k;
     double in_bytes = bits == 8 ? 1.0 : 2.0;
     double bytes = in_bytes * (m * k + k * n) + 2.0 * m * n; /* output in bf16 */
-    double tc = flops / (peak_for(h, bits) * sim_gemm_eff(h, flops));
+    double tc = flops / (peak_for(h, bits) * gemm_eff_lookup(h, flops));
     double tm = sim_mem_time(h, bytes);
     return tc > tm ? tc : tm;
 }

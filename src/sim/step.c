@@ -5,6 +5,7 @@
  * allocates nothing, writes no file and logs nothing: the planner calls it millions of times per second.
  * Equations and sources: docs/cost-model.md ("Step assembly", "Pipeline", "Data parallel", "Memory"). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "cost.h"
 
@@ -165,11 +166,19 @@ static int stages_grouped(const spec_model *m, const sim_geom *g, const stage_pa
     /* breakpoints: the first stage of each group (stage pp ends the last one) */
     const int bp[] = {1, pp - 1, a % pp, nb % pp, kd % pp, ka % pp, kb % pp, kd % pp + 1};
     const int nbp = (int)(sizeof bp / sizeof *bp);
+    uint64_t mask = 0; /* pp <= 64: the breakpoints as bits, so the next one is a count of trailing zeros */
+    if (pp <= 64)
+        for (int i = 0; i < nbp; i++) mask |= bp[i] < pp ? (uint64_t)1 << bp[i] : 0;
     int n_grp = 0;
     for (int st = 0, end; st < pp; st = end) {
-        end = pp;
-        for (int i = 0; i < nbp; i++)
-            if (bp[i] > st && bp[i] < end) end = bp[i];
+        if (pp <= 64) {
+            uint64_t above = st < 63 ? mask >> (st + 1) : 0;
+            end = above ? st + 1 + __builtin_ctzll(above) : pp;
+        } else {
+            end = pp;
+            for (int i = 0; i < nbp; i++)
+                if (bp[i] > st && bp[i] < end) end = bp[i];
+        }
         int c_kd = chunks_below(kd, st, pp, vpp);
         int tot = vpp * cl - chunks_below(a, st, pp, vpp) - (vpp - chunks_below(nb, st, pp, vpp));
         int nd = cl * c_kd - chunks_below(ka, st, pp, vpp) - (c_kd - chunks_below(kb, st, pp, vpp));

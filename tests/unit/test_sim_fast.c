@@ -198,6 +198,33 @@ static void test_other_paths(void) {
     o.reference_stages = 1;
     CHECK(sim_run(&m, &c, &s, &o, &b) == UMOE_OK, "pp 0: %s", umoe_err);
     same_result(&a, &b, "pp 0");
+    /* long pipelines (more than 64 stages: the grouped path's other way of finding the next group) */
+    spec_model d;
+    if (spec_model_load("deepseek-v3-671b", &d) != UMOE_OK) {
+        CHECK(0, "load: %s", umoe_err);
+        return;
+    }
+    static const int Ls[] = {300, 257, 193};
+    static const int pps[] = {128, 96, 65};
+    for (int i = 0; i < 3; i++) {
+        for (int vpp = 1; vpp <= 2; vpp++) {
+            d.L = Ls[i];
+            d.first_k_dense = 3 + 70 * (vpp - 1);
+            c.devices = pps[i] * 2;
+            spec_strategy_defaults(&s);
+            s.tp = 1, s.cp = 1, s.pp = pps[i], s.vpp = vpp, s.ep = 2, s.dp = 2, s.mbs = 1, s.gbs = 2 * pps[i];
+            s.schedule = vpp > 1 ? SPEC_SCHED_INTERLEAVED : SPEC_SCHED_1F1B;
+            s.pad_layers = 1;
+            CHECK(spec_strategy_check(&s, &d, c.devices, "test") == UMOE_OK, "%s", umoe_err);
+            o.reference_stages = 0;
+            CHECK(sim_run(&d, &c, &s, &o, &a) == UMOE_OK, "%s", umoe_err);
+            o.reference_stages = 1;
+            CHECK(sim_run(&d, &c, &s, &o, &b) == UMOE_OK, "%s", umoe_err);
+            char w[64];
+            snprintf(w, sizeof w, "L%d pp%d vpp%d", d.L, s.pp, vpp);
+            same_result(&a, &b, w);
+        }
+    }
 }
 
 /* Precomputed model counts give the same result, are ignored for another model or causal_half, and the
