@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "umoe/json.h"
 #include "umoe/sim.h"
+#include "validate_engine.h"
 
 #define DEFAULT_CSV "data/validation/published_points.csv"
 #define VTRAIN_MULTI "data/validation/vtrain_ground_truth_multi_a100.csv"
@@ -17,6 +18,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: umoe validate [FILE.csv] [--json]\n"
+            "       umoe validate --engine [--hw FILE] [--quick] [--set FILE] [--json]   (see --engine --help)\n"
             "       umoe validate --vtrain [--json] [--multi FILE] [--single FILE] [--hardware NAME]\n"
             "                              [--host-s-per-kernel S]\n\n"
             "Predicts every row of a CSV of published training measurements (default " DEFAULT_CSV ")\n"
@@ -89,6 +91,8 @@ static int run_vtrain(const char *multi, const char *single, const char *hw, dou
 }
 
 int cmd_validate(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* real runs of the engine on this machine: validate_engine.c */
+        if (!strcmp(argv[i], "--engine")) return cmd_validate_engine(argc, argv);
     const char *file = DEFAULT_CSV, *multi = VTRAIN_MULTI, *single = VTRAIN_SINGLE, *hw = "a100-sxm-80gb";
     int json = 0, vtrain = 0, have_file = 0;
     double host = 0;

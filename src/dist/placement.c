@@ -113,9 +113,11 @@ void dist_placement_lpt(int32_t *owner, const double *load, int n_experts, int e
 
 int dist_placement_relabel(int32_t *owner_new, const int32_t *owner_old, int n_experts, int ep_size) {
     int X = n_experts, E = ep_size;
-    int ov[E][E], map[E], used_bin[E], used_rank[E];
-    memset(ov, 0, sizeof ov);
-    for (int e = 0; e < X; e++) ov[owner_new[e]][owner_old[e]]++;
+    int map[E], used_bin[E], used_rank[E];
+    size_t ovb = (size_t)E * (size_t)E * sizeof(int);
+    int *ovm = umoe_calloc((size_t)E * (size_t)E, sizeof(int), "placement overlap"); /* (E bins, E ranks) */
+#define ov(b, r) ovm[(size_t)(b) * (size_t)E + (size_t)(r)]
+    for (int e = 0; e < X; e++) ov(owner_new[e], owner_old[e])++;
     for (int r = 0; r < E; r++) used_bin[r] = used_rank[r] = 0, map[r] = -1;
     /* greedy maximum-overlap matching of bins to ranks: repeatedly take the largest overlap left (ties: lower
      * bin, then lower rank), so the kept experts are as many as this greedy finds */
@@ -124,11 +126,13 @@ int dist_placement_relabel(int32_t *owner_new, const int32_t *owner_old, int n_e
         for (int b = 0; b < E; b++) {
             if (used_bin[b]) continue;
             for (int r = 0; r < E; r++)
-                if (!used_rank[r] && (bb < 0 || ov[b][r] > ov[bb][br])) bb = b, br = r;
+                if (!used_rank[r] && (bb < 0 || ov(b, r) > ov(bb, br))) bb = b, br = r;
         }
         map[bb] = br;
         used_bin[bb] = used_rank[br] = 1;
     }
+#undef ov
+    umoe_free(ovm, ovb);
     int moves = 0;
     for (int e = 0; e < X; e++) {
         owner_new[e] = map[owner_new[e]];

@@ -21,6 +21,7 @@ struct dist_placer {
     dist_load_window win;
     double *grp, *world;   /* (n_slots, X) this step's loads summed over the EP group / over all ranks */
     double *recv, *rmax;   /* (n_slots) received token-assignments of this rank; max over ranks */
+    double *imb_last;      /* (n_slots) measured imbalance of the last observed step */
     double sec_per_assign; /* latest measured expert seconds per token-assignment (max over ranks) */
     dist_placer_stats st;
 };
@@ -41,6 +42,7 @@ umoe_status dist_placer_init(dist_placer **out, const dist_ctx *d, ep_moe *x, um
     p->world = umoe_calloc((size_t)ns * (size_t)p->X, sizeof(double), "placer loads");
     p->recv = umoe_calloc((size_t)ns * 2, sizeof(double), "placer recv");
     p->rmax = umoe_calloc((size_t)ns * 2, sizeof(double), "placer recv");
+    p->imb_last = umoe_calloc((size_t)ns, sizeof(double), "placer imbalance");
     *out = p;
     return UMOE_OK;
 }
@@ -53,6 +55,7 @@ void dist_placer_free(dist_placer *p) {
     umoe_free(p->world, (size_t)ns * (size_t)p->X * sizeof(double));
     umoe_free(p->recv, (size_t)ns * 2 * sizeof(double));
     umoe_free(p->rmax, (size_t)ns * 2 * sizeof(double));
+    umoe_free(p->imb_last, (size_t)ns * sizeof(double));
     umoe_free(p, sizeof *p);
 }
 
@@ -81,7 +84,8 @@ umoe_status dist_placer_observe(dist_placer *p, const double *load, double sec_p
     DIST_MPI(MPI_Allreduce(p->recv + ns, p->rmax + ns, ns, MPI_DOUBLE, MPI_SUM, d->world));
     for (int s = 0; s < ns; s++) {
         double mean = p->rmax[ns + s] / d->size;
-        if (imb) imb[s] = mean > 0 ? p->rmax[s] / mean : 0;
+        p->imb_last[s] = mean > 0 ? p->rmax[s] / mean : 0;
+        if (imb) imb[s] = p->imb_last[s];
     }
     double spa = sec_per_assignment;
     DIST_MPI(MPI_Allreduce(&spa, &p->sec_per_assign, 1, MPI_DOUBLE, MPI_MAX, d->world));
@@ -187,9 +191,10 @@ umoe_status dist_placer_step(dist_placer *p, long step, float *const *blocks, in
         p->st.last_imb_after = dec.imb_after;
         if (d->rank == 0)
             LOG_INFO("placement: step %ld layer %d: %d experts moved per EP group, %" PRIu64 " bytes over all ranks "
-                     "(weights + AdamW m, v); predicted imbalance %.3f -> %.3f, CV %.3f -> %.3f",
+                     "(weights + AdamW m, v); predicted imbalance %.3f -> %.3f, CV %.3f -> %.3f (measured at this "
+                     "step: %.3f; the next steps' is in the step log)",
                      step, model_moe_layer_index(p->m, s), dec.moves, total, dec.imb_before, dec.imb_after,
-                     dec.cv_before, dec.cv_after);
+                     dec.cv_before, dec.cv_after, p->imb_last[s]);
     }
     return UMOE_OK;
 }

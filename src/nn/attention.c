@@ -28,15 +28,10 @@ static void softmax_rows(float *S, size_t ld, size_t i0, size_t m, float *lse_ou
         float *s = S + r * ld;
         size_t n = i0 + r + 1; /* keys 0..i */
         if (lse_out) {
-            float mx = s[0], sum = 0.0f;
+            float mx = s[0];
 #pragma omp simd reduction(max : mx)
             for (size_t j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-#pragma omp simd reduction(+ : sum)
-            for (size_t j = 0; j < n; j++) {
-                float e = nn_expf(s[j] - mx);
-                s[j] = e;
-                sum += e;
-            }
+            float sum = (float)nn_sum_exp(s, mx, s, n);
             lse_out[i0 + r] = mx + logf(sum);
             float inv = 1.0f / sum;
 #pragma omp simd

@@ -2,22 +2,20 @@
  *   loss_n = logsumexp(logits_n) - logits_n[target_n], computed with max-subtraction for stability;
  *   dlogits_n += (softmax(logits_n) - onehot(target_n)) * dloss_n.
  * targets < 0 are ignored: loss 0 and no gradient. Rows in parallel with OpenMP (large calls); exp by
- * nn_expf (vectorised, relative error ~2e-7), sums in double.
+ * nn_expf (vectorised, relative error ~2e-7), deterministic sums (nn_internal.h).
  * Does not: average over tokens (the caller chooses the normalisation through dloss). */
 #include <math.h>
 #include "umoe/common.h"
 #include "umoe/nn.h"
 #include "nn_internal.h"
 
-/* log(sum_v exp(x_v)) with the max subtracted first; exp by nn_expf (relative error ~2e-7), sum in double. */
+/* log(sum_v exp(x_v)) with the max subtracted first; exp by nn_expf (relative error ~2e-7), summed by
+ * nn_sum_exp (vectorised, same bits for any buffer alignment). */
 static double row_lse(const float *x, size_t V) {
     float mx = x[0];
 #pragma omp simd reduction(max : mx)
     for (size_t v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (size_t v = 0; v < V; v++) s += (double)nn_expf(x[v] - mx);
-    return (double)mx + log(s);
+    return (double)mx + log(nn_sum_exp(x, mx, NULL, V));
 }
 
 typedef struct { float *losses, *dlogits; const float *logits, *dloss; const int32_t *targets; size_t V; } ce_args;

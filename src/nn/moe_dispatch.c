@@ -93,10 +93,7 @@ static void unpermute_bwd_rows(void *p, size_t lo, size_t hi) {
             for (size_t c = 0; c < C; c++) dr[c] += wa * d[c];
         }
         if (a->dw) {
-            double s = 0.0;
-#pragma omp simd reduction(+ : s)
-            for (size_t c = 0; c < C; c++) s += (double)(d[c] * x[c]);
-            a->dw[as] += (float)s;
+            a->dw[as] += (float)nn_dot(d, x, C);
         }
     }
 }

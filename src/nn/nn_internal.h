@@ -39,6 +39,64 @@ static inline float nn_expf(float x) {
     return p * scale.f;
 }
 
+/* Deterministic vectorised sums. A `#pragma omp simd reduction` lets the compiler peel a data-dependent
+ * number of leading elements to align the vector loop, so the summation order (and the last bits of the
+ * result) would depend on where malloc put the buffer. Instead every sum here keeps NN_LANES partial sums
+ * in a fixed lane = index mod NN_LANES, whose fixed-trip inner loop vectorises without peeling, adds the
+ * lanes in a fixed tree, and adds blocks of NN_SUM_BLOCK elements in double. Same bits for any alignment,
+ * thread count or build with or without OpenMP. */
+#define NN_LANES 16
+#define NN_SUM_BLOCK 256
+
+static inline float nn_lanes_total(const float *acc) {
+    float t8[8], t4[4];
+    for (int l = 0; l < 8; l++) t8[l] = acc[l] + acc[l + 8];
+    for (int l = 0; l < 4; l++) t4[l] = t8[l] + t8[l + 4];
+    return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+/* sum of a[i] * b[i] (b NULL: of a[i]) * (c ? c[i] : 1) over i < n, in double */
+static inline double nn_dot3(const float *a, const float *b, const float *c, size_t n) {
+    double s = 0.0;
+    for (size_t lo = 0; lo < n; lo += NN_SUM_BLOCK) {
+        size_t hi = lo + NN_SUM_BLOCK < n ? lo + NN_SUM_BLOCK : n, i = lo;
+        float acc[NN_LANES] = {0};
+        for (; i + NN_LANES <= hi; i += NN_LANES)
+#pragma omp simd
+            for (size_t l = 0; l < NN_LANES; l++)
+                acc[l] += a[i + l] * (b ? b[i + l] : 1.0f) * (c ? c[i + l] : 1.0f);
+        for (size_t l = 0; i < hi; i++, l++) acc[l] += a[i] * (b ? b[i] : 1.0f) * (c ? c[i] : 1.0f);
+        s += nn_lanes_total(acc);
+    }
+    return s;
+}
+
+static inline double nn_dot(const float *a, const float *b, size_t n) { return nn_dot3(a, b, NULL, n); }
+
+/* sum of e_i = nn_expf(x[i] - sub) over i < n, in double; writes e_i to out[i] when out is not NULL
+ * (out may be x) */
+static inline double nn_sum_exp(const float *x, float sub, float *out, size_t n) {
+    double s = 0.0;
+    for (size_t lo = 0; lo < n; lo += NN_SUM_BLOCK) {
+        size_t hi = lo + NN_SUM_BLOCK < n ? lo + NN_SUM_BLOCK : n, i = lo;
+        float acc[NN_LANES] = {0};
+        for (; i + NN_LANES <= hi; i += NN_LANES)
+#pragma omp simd
+            for (size_t l = 0; l < NN_LANES; l++) {
+                float e = nn_expf(x[i + l] - sub);
+                if (out) out[i + l] = e;
+                acc[l] += e;
+            }
+        for (size_t l = 0; i < hi; i++, l++) {
+            float e = nn_expf(x[i] - sub);
+            if (out) out[i] = e;
+            acc[l] += e;
+        }
+        s += nn_lanes_total(acc);
+    }
+    return s;
+}
+
 static inline int nn_in_parallel(void) {
 #ifdef UMOE_OPENMP
     return omp_in_parallel();

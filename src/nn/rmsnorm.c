@@ -3,7 +3,7 @@
  * Backward (derived from the above; xhat = x * rstd):
  *   dw_c += sum_n dout_nc * xhat_nc
  *   dx_nc += rstd_n * (dout_nc w_c - xhat_nc * mean_c'(dout_nc' w_c' xhat_nc'))
- * Rows in parallel with OpenMP; dw is summed serially over rows so it does not depend on the thread count.
+ * Sums of C terms by nn_dot/nn_dot3 (vectorised, deterministic). Rows in parallel with OpenMP; dw is summed serially over rows so it does not depend on the thread count.
  * Does not: support a bias or mean-centering (that is LayerNorm). */
 #include <math.h>
 #include "umoe/nn.h"
@@ -17,9 +17,7 @@ static void fwd_rows(void *p, size_t lo, size_t hi) {
     for (size_t n = lo; n < hi; n++) {
         const float *x = a->in + n * C, *w = a->w;
         float *o = a->out + n * C;
-        double ss = 0.0;
-#pragma omp simd reduction(+ : ss)
-        for (size_t c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        double ss = nn_dot(x, x, C);
         float r = (float)(1.0 / sqrt(ss / (double)C + (double)a->eps));
         if (a->rstd) a->rstd[n] = r;
 #pragma omp simd
@@ -34,9 +32,7 @@ static void bwd_rows(void *p, size_t lo, size_t hi) {
         const float *x = a->in + n * C, *d = a->dout + n * C, *w = a->w;
         float *dx = a->din + n * C;
         float r = a->rs[n];
-        double dot = 0.0; /* sum_c dout w xhat */
-#pragma omp simd reduction(+ : dot)
-        for (size_t c = 0; c < C; c++) dot += (double)(d[c] * w[c] * x[c]);
+        double dot = nn_dot3(d, w, x, C); /* sum_c dout w x (times rstd below) */
         float m = (float)(dot * r / (double)C);
 #pragma omp simd
         for (size_t c = 0; c < C; c++) dx[c] += r * (d[c] * w[c] - x[c] * r * m);

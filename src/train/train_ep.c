@@ -5,7 +5,7 @@
  * and checkpoints of the whole model written by world rank 0 after gathering every expert from its owner.
  *
  * Same math at any R and E (tested): every rank reads the same seeded order of windows and takes rows
- * [rank * B/R, (rank + 1) * B/R) of each global micro-batch; losses are means over ranks of per-rank means over
+ * [rank * B/R, (rank + 1) * B/R) of each global micro-batch (train_loader_next_shard); losses are means over ranks of per-rank means over
  * equal token counts, i.e. the global mean; grads are sums over ranks / R. Aux scopes: micro-batch (each rank's
  * own tokens), ep_group (counts of the EP group, see ep_moe.c), global (counts of all ranks and micro-batches of
  * the step, from a forward-only pass as in train_loop.c).
@@ -232,10 +232,10 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     train_loader ld = {0};
     train_adamw opt = {0};
     FILE *log = NULL;
-    int32_t *tok = NULL, *gtok = NULL;
+    int32_t *tok = NULL;
     double *load = NULL, *wload = NULL, *imb = NULL;
     int *moe_layers = NULL;
-    size_t tok_bytes = 0, gtok_bytes = 0, load_bytes = 0;
+    size_t tok_bytes = 0, load_bytes = 0;
     umoe_status st = UMOE_OK;
 
     /* flags and layout: every rank sees the same values, so every rank fails alike */
@@ -267,7 +267,8 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     if ((st = agree(st, rank))) goto done;
     o->data_tokens = data.n;
     int Bg = o->B, Bl = o->B / size;
-    st = train_loader_init(&ld, &data, Bg, o->T, s->mtp, o->val_frac, o->seed ^ 0x6c6f61646572ULL);
+    /* the loader holds B / R rows; train_loader_next_shard walks the R x B / R windows of one shared permutation */
+    st = train_loader_init(&ld, &data, Bl, o->T, s->mtp, o->val_frac, o->seed ^ 0x6c6f61646572ULL);
     if ((st = agree(st, rank))) goto done;
     st = model_init(&R.m, s, Bl, o->T, o->seed);
     if (!st) st = model_set_recompute(R.m, c->recompute); /* memory optimisations: docs/engine-memory.md */
@@ -319,11 +320,9 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     int n_moe = R.n_moe, X = R.X, W = ld.W;
     moe_layers = umoe_malloc((size_t)(n_moe + 1) * sizeof *moe_layers, "MoE layer ids");
     for (int k = 0; k < n_moe; k++) moe_layers[k] = model_moe_layer_index(R.m, k);
-    size_t mb_local = (size_t)Bl * (size_t)W, mb_global = (size_t)Bg * (size_t)W;
+    size_t mb_local = (size_t)Bl * (size_t)W;
     tok_bytes = mb_local * (size_t)o->accum * sizeof *tok;
     tok = umoe_malloc(tok_bytes, "batch tokens");
-    gtok_bytes = mb_global * sizeof *gtok;
-    gtok = umoe_malloc(gtok_bytes, "global batch tokens");
     load_bytes = (size_t)(n_moe ? n_moe : 1) * (size_t)X * sizeof(double);
     load = umoe_malloc(load_bytes, "expert loads");
     wload = umoe_malloc(load_bytes, "expert loads (all ranks)");
@@ -349,10 +348,7 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
         sm.step = step + 1;
         sm.val_loss = NAN;
         memset(load, 0, load_bytes);
-        for (int a = 0; a < o->accum; a++) {
-            train_loader_next(&ld, gtok);
-            memcpy(tok + (size_t)a * mb_local, gtok + (size_t)rank * mb_local, mb_local * sizeof *tok);
-        }
+        for (int a = 0; a < o->accum; a++) train_loader_next_shard(&ld, tok + (size_t)a * mb_local, rank, size);
         if (global_aux) {
             /* global-batch scope: counts of every rank and micro-batch of the step (see train_loop.c) */
             for (int a = 0; a < o->accum; a++) {
@@ -490,7 +486,6 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
 done:
     if (log) fclose(log);
     if (tok) umoe_free(tok, tok_bytes);
-    if (gtok) umoe_free(gtok, gtok_bytes);
     if (load) umoe_free(load, load_bytes);
     if (wload) umoe_free(wload, load_bytes);
     if (imb) umoe_free(imb, (size_t)(R.n_moe ? R.n_moe : 1) * sizeof(double));

@@ -3,7 +3,8 @@
 #  - EP 1 (1 rank), EP 2 (2 ranks), EP 4 (4 ranks over 2 emulated nodes) and EP 2 x 2 expert-DP groups give the
 #    same losses and grad norms over 20 steps of the same global batch (each rank B / R sequences) within a
 #    relative 1e-5: the per-token sums are split over ranks and the grads all-reduced, so float additions are
-#    reassociated (observed ~1e-8 after 20 AdamW steps);
+#    reassociated (observed ~1e-8 after 20 AdamW steps); EP 1 at 1 rank gives plain `umoe train`'s losses bit
+#    for bit;
 #  - flat and hierarchical all-to-all give bit-identical losses and grad norms, and hierarchical sends fewer
 #    bytes across nodes;
 #  - dynamic placement on (every 2 steps) and off give bit-identical losses, while the measured imbalance
@@ -18,6 +19,12 @@ expect_rc 0 train_ep4_r4_flat $MPIRUN -np 4 $UMOE train "$d/m.json" $common --ep
     --log "$d/e4.jsonl"
 expect_rc 0 train_ep2_r4 $MPIRUN -np 4 $UMOE train "$d/m.json" $common --ep 2 --log "$d/e22.jsonl"
 for k in loss grad_norm; do field "$d/e1.jsonl" $k > "$d/e1.$k"; done
+# the EP loop at 1 rank gives the plain training loop's losses bit for bit (the grad norm is summed per
+# tensor / per expert in double, in another order than the plain loop's one-block sum: ~1e-15 apart)
+expect_rc 0 train_plain_no_mpi $UMOE train "$d/m.json" $common --log "$d/plain.jsonl"
+[ "$(field "$d/plain.jsonl" loss)" = "$(cat "$d/e1.loss")" ] && echo "PASS ep1_equals_plain_train_losses_bit_identical" ||
+    echo "FAIL ep1_equals_plain_train_losses_bit_identical"
+field "$d/plain.jsonl" grad_norm > "$d/plain.gn"; close "$d/e1.grad_norm" "$d/plain.gn" 1e-12 ep1_equals_plain_train_grad_norm
 for r in e2 e4 e22; do
     for k in loss grad_norm; do field "$d/$r.jsonl" $k > "$d/$r.$k"; close "$d/$r.$k" "$d/e1.$k" 1e-5 "ep_same_${k}_${r}_vs_e1"; done
 done

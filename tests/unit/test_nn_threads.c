@@ -1,7 +1,8 @@
-/* test_nn_threads.c - every kernel that splits its work over OpenMP threads gives bit-identical results with
+/* test_nn_threads.c - results do not depend on the layout of the run. Every kernel that splits its work over OpenMP threads gives bit-identical results with
  * 1 and 2 threads, at sizes above the thresholds where the split happens (NN_PAR_ELEMS = 32768 elements), so
  * the parallel paths themselves are exercised and a layout-independent run is guaranteed. Without OpenMP it
- * checks that two runs agree (trivially) and still runs every large path once. */
+ * checks that two runs agree (trivially) and still runs every large path once. And the float sums do not
+ * depend on buffer alignment. */
 #include "umoe/nn.h"
 #include "nn_check.h"
 #ifdef UMOE_OPENMP
@@ -116,9 +117,40 @@ static void test_threads_attention(void) {
     set_threads(1);
 }
 
+/* the same inputs at buffer offsets 0..15 floats (every 64-byte alignment) give the same bits: the sums are
+ * not reordered by alignment peeling (nn_internal.h) */
+static void test_alignment_independent(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 103);
+    size_t N = 3, V = 1000, T = 40, D = 24;
+    float *base = nc_alloc(N * V + 16), *x = nc_alloc(N * V), *w = nc_alloc(V), *l0 = nc_alloc(N), *l1 = nc_alloc(N);
+    float *o0 = nc_alloc(N * V), *o1 = nc_alloc(N * V), *r0 = nc_alloc(N), *r1 = nc_alloc(N);
+    float *q = nc_alloc(T * D + 16), *at0 = nc_alloc(T * D), *at1 = nc_alloc(T * D), *ls0 = nc_alloc(T), *ls1 = nc_alloc(T);
+    int32_t tgt[3] = {5, 999, 0};
+    nc_fill(&rng, x, N * V, 5); nc_fill(&rng, w, V, 1);
+    crossentropy_forward(l0, x, tgt, N, V);
+    rmsnorm_forward(o0, r0, x, w, N, V, 1e-5f);
+    attention_forward(at0, ls0, x, x + 2000, x + 1000, 1, T, 1, 1, D, D, 0.3f);
+    for (size_t off = 1; off < 16; off++) {
+        float *y = base + off;
+        memcpy(y, x, N * V * sizeof(float));
+        crossentropy_forward(l1, y, tgt, N, V);
+        rmsnorm_forward(o1, r1, y, w, N, V, 1e-5f);
+        memcpy(q + off, x, T * D * sizeof(float));
+        attention_forward(at1, ls1, q + off, x + 2000, x + 1000, 1, T, 1, 1, D, D, 0.3f);
+        CHECK(memcmp(l0, l1, N * sizeof(float)) == 0, "crossentropy depends on alignment (offset %zu)", off);
+        CHECK(memcmp(r0, r1, N * sizeof(float)) == 0, "rmsnorm depends on alignment (offset %zu)", off);
+        CHECK(memcmp(ls0, ls1, T * sizeof(float)) == 0, "attention lse depends on alignment (offset %zu)", off);
+        CHECK(memcmp(at0, at1, T * D * sizeof(float)) == 0, "attention out depends on alignment (offset %zu)", off);
+    }
+    nc_free(base, N * V + 16); nc_free(x, N * V); nc_free(w, V); nc_free(l0, N); nc_free(l1, N);
+    nc_free(o0, N * V); nc_free(o1, N * V); nc_free(r0, N); nc_free(r1, N);
+    nc_free(q, T * D + 16); nc_free(at0, T * D); nc_free(at1, T * D); nc_free(ls0, T); nc_free(ls1, T);
+}
+
 int main(void) {
     RUN(test_threads_elementwise);
     RUN(test_threads_rows);
     RUN(test_threads_attention);
+    RUN(test_alignment_independent);
     TEST_MAIN_END();
 }

@@ -1,0 +1,496 @@
+/* validate_engine.c - `umoe validate --engine [--hw FILE] [--quick] [--set FILE] [--json]`: predicted vs
+ * measured step time and peak memory of real `umoe train` runs on this machine.
+ *   1. the hardware spec (default configs/hardware/local.json) is measured first with `umoe bench --out`
+ *      (under `mpirun -np 2`, for the MPI figures) when it does not exist;
+ *   2. every run of the set (configs/engine-validation/{quick,full}.json) trains for warm-up + measured
+ *      steps, as a plain process (ranks 1) or under `mpirun --oversubscribe` with OMP_NUM_THREADS=1 and
+ *      OPENBLAS_NUM_THREADS=1 per rank, logging JSONL; measured = the median step time over the steps
+ *      after warm-up, and the engine's own memory report (counted-allocator peak, peak RSS) of rank 0;
+ *   3. each run is simulated (src/sim/cost_engine*.c) with the spec, ranks sharing this host's cores;
+ *   4. the report (validate_engine_report.c) prints both and the errors.
+ * Inputs the simulator takes from the run itself (documented in docs/engine-validation.md): the routing
+ * imbalance across EP ranks (the strategy's `imbalance`, as the published-point rows give theirs) and the
+ * data file's size. Nothing is fitted: every constant is the spec's.
+ * Does not: change the engine or the simulator; keep the runs' files (a temporary directory, removed). */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "cli.h"
+#include "umoe/json.h"
+#include "validate_engine.h"
+
+#define VE_MAX_RUNS 64
+#define VE_MAX_STEPS 64
+#define VE_MAX_LAYERS 256
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: umoe validate --engine [--hw FILE] [--bench] [--quick] [--set FILE] [--json]\n\n"
+            "Runs real training configurations of the engine on this machine (umoe train, under mpirun for\n"
+            "EP 2 and 4, one thread per rank), simulates each with the measured hardware spec, and prints\n"
+            "predicted vs measured step time and peak memory with the error per row and the median absolute\n"
+            "errors. Method and figures: docs/engine-validation.md.\n\n"
+            "  --hw FILE   hardware spec measured by `umoe bench` (configs/hardware/local.json; measured first\n"
+            "              with `mpirun -np 2 umoe bench --out FILE` when missing)\n"
+            "  --bench     measure the spec again first (same load as the runs that follow)\n"
+            "  --quick     the short set (configs/engine-validation/quick.json, about a minute on 2 cores)\n"
+            "  --set FILE  another set of runs (format in docs/engine-validation.md)\n"
+            "  --json      machine-readable output\n");
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static const char *self_exe(void) {
+    static char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return "umoe";
+    buf[n] = 0;
+    return buf;
+}
+
+/* cores this process may run on (its affinity mask: taskset / cgroup cpusets), else the online count */
+static double cpu_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (double)n : 1;
+}
+
+static int have_mpirun(void) {
+    static int known = -1;
+    if (known < 0) known = system("command -v mpirun >/dev/null 2>&1") == 0;
+    return known;
+}
+
+/* Runs argv with stdout+stderr to `out_path`; environment adds one thread per rank. Returns the exit status
+ * (-1 when it could not start); cpu_s = user + system seconds of the child and every descendant it reaped. */
+static int spawn(char *const argv[], const char *out_path, double *cpu_s, double *wall_s, int ranks,
+                 const char *log, double *cpu_at_line, int max_lines, int *lines) {
+    struct timeval t0, t1;
+    gettimeofday(&t0, NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        setenv("OMP_NUM_THREADS", "1", 1);
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    if (log) {
+        *lines = ve_watch(pid, ranks, log, cpu_at_line, max_lines, &status, &ru);
+    } else {
+        while (wait4(pid, &status, 0, &ru) < 0)
+            if (errno != EINTR) return -1;
+    }
+    gettimeofday(&t1, NULL);
+    if (cpu_s)
+        *cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+    if (wall_s) *wall_s = (t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) * 1e-6;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* argv building */
+typedef struct { char *v[64]; char buf[64][4200]; int n; } argvec;
+static void arg(argvec *a, const char *fmt, const char *s) {
+    snprintf(a->buf[a->n], sizeof a->buf[a->n], fmt, s);
+    a->v[a->n] = a->buf[a->n];
+    a->v[++a->n] = NULL;
+}
+static void argi(argvec *a, long v) {
+    char b[32];
+    snprintf(b, sizeof b, "%ld", v);
+    arg(a, "%s", b);
+}
+static void mpirun_prefix(argvec *a, int np) {
+    arg(a, "%s", "mpirun");
+    arg(a, "%s", "-np");
+    argi(a, np);
+    arg(a, "%s", "--oversubscribe");
+    arg(a, "%s", "--bind-to");
+    arg(a, "%s", "none"); /* the OS spreads the ranks over the cores this process may use */
+    if (geteuid() == 0) arg(a, "%s", "--allow-run-as-root");
+    arg(a, "%s", "-x");
+    arg(a, "%s", "OMP_NUM_THREADS");
+    arg(a, "%s", "-x");
+    arg(a, "%s", "OPENBLAS_NUM_THREADS");
+}
+
+static int run_bench(const char *hw, int quick) {
+    argvec a = {.n = 0};
+    if (have_mpirun()) mpirun_prefix(&a, 2);
+    arg(&a, "%s", self_exe());
+    arg(&a, "%s", "bench");
+    if (quick) arg(&a, "%s", "--quick");
+    arg(&a, "%s", "--out");
+    arg(&a, "%s", hw);
+    fprintf(stderr, "umoe validate: %s%s; measuring this machine first: %s%s bench%s --out %s\n", hw,
+            file_exists(hw) ? " (--bench)" : " does not exist",
+            have_mpirun() ? "mpirun -np 2 " : "", "umoe", quick ? " --quick" : "", hw);
+    char log[4200];
+    snprintf(log, sizeof log, "%s.bench-log", hw);
+    int rc = spawn(a.v, log, NULL, NULL, 1, NULL, NULL, 0, NULL);
+    if (rc != 0 || !file_exists(hw)) {
+        fprintf(stderr, "umoe validate: `umoe bench --out %s` failed (exit %d; its output is in %s); run it yourself: "
+                        "mpirun -np 2 umoe bench --out %s\n", hw, rc, log, hw);
+        return UMOE_EXIT_FAIL;
+    }
+    unlink(log);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the set of runs */
+typedef struct {
+    int steps, warmup;
+    long data_bytes;
+    int n;
+    engine_row rows[VE_MAX_RUNS];
+} run_set;
+
+static int load_set(const char *path, run_set *S) {
+    memset(S, 0, sizeof *S);
+    cJSON *root = json_load_file(path);
+    if (!root) return cli_input_error();
+    static const char *const known[] = {"_source", "steps", "warmup", "data_bytes", "runs", NULL};
+    static const char *const known_run[] = {"id", "model", "ranks", "ep", "ranks_per_node", "a2a", "placement",
+                                            "batch", "recompute", "_note", NULL};
+    static const char *const a2a[] = {"flat", "hierarchical", NULL};
+    long long v;
+    umoe_status st = json_check_known(root, path, known);
+    S->steps = 5;
+    S->warmup = 2;
+    S->data_bytes = 65536;
+    v = S->steps;
+    if (!st && !(st = json_get_int_opt(root, path, "steps", 2, VE_MAX_STEPS, &v))) S->steps = (int)v;
+    v = S->warmup;
+    if (!st && !(st = json_get_int_opt(root, path, "warmup", 1, VE_MAX_STEPS - 1, &v))) S->warmup = (int)v;
+    v = S->data_bytes;
+    if (!st && !(st = json_get_int_opt(root, path, "data_bytes", 4096, 1LL << 30, &v))) S->data_bytes = (long)v;
+    if (!st && S->warmup >= S->steps)
+        st = umoe_fail("%s: warmup %d must be below steps %d (at least one measured step)", path, S->warmup, S->steps);
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(root, "runs");
+    if (!st && (!cJSON_IsArray(runs) || cJSON_GetArraySize(runs) < 1 || cJSON_GetArraySize(runs) > VE_MAX_RUNS))
+        st = umoe_fail("%s: \"runs\" must be an array of 1 to %d run objects", path, VE_MAX_RUNS);
+    char dir[4096];
+    umoe_strlcpy(dir, path, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0; else strcpy(dir, ".");
+    const cJSON *r;
+    if (!st) cJSON_ArrayForEach(r, runs) {
+        engine_row *e = &S->rows[S->n];
+        char where[4300], model[4096];
+        snprintf(where, sizeof where, "%s: runs[%d]", path, S->n);
+        if ((st = json_check_known(r, where, known_run))) break;
+        if ((st = json_get_str(r, where, "id", e->id, sizeof e->id))) break;
+        if ((st = json_get_str(r, where, "model", model, sizeof model))) break;
+        /* a model path relative to the set's directory, else a preset name or a path as given */
+        char rel[8200];
+        snprintf(rel, sizeof rel, "%s/%s", dir, model);
+        umoe_strlcpy(e->model, file_exists(rel) ? rel : model, sizeof e->model);
+        e->ranks = 1; e->ep = 1; e->batch = 4; e->placement = 0;
+        v = 1;
+        if ((st = json_get_int_opt(r, where, "ranks", 1, 64, &v))) break;
+        e->ranks = (int)v;
+        v = e->ranks;
+        if ((st = json_get_int_opt(r, where, "ep", 1, 64, &v))) break;
+        e->ep = (int)v;
+        v = 0;
+        if ((st = json_get_int_opt(r, where, "ranks_per_node", 0, 64, &v))) break;
+        e->ranks_per_node = (int)v;
+        v = 0;
+        if ((st = json_get_int_opt(r, where, "placement", 0, 1000000, &v))) break;
+        e->placement = (int)v;
+        v = 4;
+        if ((st = json_get_int_opt(r, where, "batch", 1, 4096, &v))) break;
+        e->batch = (int)v;
+        int k = 0;
+        if ((st = json_get_enum_opt(r, where, "a2a", a2a, &k))) break;
+        e->hierarchical = k;
+        strcpy(e->recompute, "none");
+        if ((st = json_get_str_opt(r, where, "recompute", e->recompute, sizeof e->recompute))) break;
+        unsigned rc;
+        if ((st = spec_recompute_parse(e->recompute, where, "recompute", &rc))) break;
+        if (e->ranks % e->ep || e->batch % e->ranks) {
+            st = umoe_fail("%s: ranks %d must be a multiple of ep %d and batch %d a multiple of ranks", where,
+                           e->ranks, e->ep, e->batch);
+            break;
+        }
+        S->n++;
+    }
+    cJSON_Delete(root);
+    return st ? cli_input_error() : 0;
+}
+
+/* ------------------------------------------------------------------ one run */
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+    if (n <= 0) return NAN;
+    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+static double num_of(const cJSON *o, const char *k) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+/* Reads the JSONL log: per step seconds, the memory report, the EP imbalance. */
+static int parse_log(const char *path, int warmup, engine_row *e) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    static char line[1 << 20];
+    double secs[VE_MAX_STEPS], imbs[VE_MAX_STEPS];
+    int n = 0, ni = 0, n_layers = 0;
+    double recv_max[VE_MAX_LAYERS] = {0};
+    e->meas_alloc = e->meas_rss = e->meas_arena = e->meas_params_bytes = NAN;
+    while (fgets(line, sizeof line, f) && n < VE_MAX_STEPS) {
+        cJSON *o = cJSON_Parse(line);
+        if (!o) continue;
+        double step = num_of(o, "step"), s = num_of(o, "seconds");
+        const cJSON *mem = cJSON_GetObjectItemCaseSensitive(o, "mem");
+        if (cJSON_IsObject(mem)) { /* the peaks only grow: the last line has them */
+            e->meas_alloc = num_of(mem, "alloc_peak");
+            e->meas_rss = num_of(mem, "peak_rss");
+            e->meas_arena = num_of(mem, "arena");
+            e->meas_params_bytes = num_of(mem, "params");
+        }
+        /* the reporting rank (0) receives, with block owners (experts 0 .. E/ep-1), these rows per layer:
+         * sum of their loads over the EP groups / (ranks / ep); relative to a balanced rank's share */
+        const cJSON *el = cJSON_GetObjectItemCaseSensitive(o, "expert_load"), *ly;
+        if (e->ranks > 1 && cJSON_IsArray(el) && (e->placement == 0 || step <= e->placement)) {
+            int li = 0;
+            cJSON_ArrayForEach(ly, el) {
+                const cJSON *ld = cJSON_GetObjectItemCaseSensitive(ly, "load"), *x;
+                int E = cJSON_GetArraySize(ld), j = 0;
+                double tot = 0, mine = 0;
+                cJSON_ArrayForEach(x, ld) {
+                    double v = cJSON_IsNumber(x) ? x->valuedouble : 0;
+                    tot += v;
+                    if (j++ < E / e->ep) mine += v;
+                }
+                double sc = tot > 0 ? mine * e->ep / tot : 1;
+                if (li < VE_MAX_LAYERS && sc > recv_max[li]) recv_max[li] = sc;
+                if (++li > n_layers) n_layers = li;
+            }
+        }
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(o, "ep");
+        const cJSON *im = ep ? cJSON_GetObjectItemCaseSensitive(ep, "imbalance") : NULL;
+        if (e->placement > 0 && step > e->placement && cJSON_IsArray(im)) {
+            /* owners moved: rank 0's rows are unknown, bounded by the most loaded rank's (logged per layer) */
+            int li = 0;
+            const cJSON *x;
+            cJSON_ArrayForEach(x, im) {
+                if (li < VE_MAX_LAYERS && cJSON_IsNumber(x) && x->valuedouble > recv_max[li]) recv_max[li] = x->valuedouble;
+                if (++li > n_layers) n_layers = li;
+            }
+        }
+        if (step > warmup && isfinite(s)) {
+            secs[n++] = s;
+            if (cJSON_IsArray(im) && cJSON_GetArraySize(im) > 0) {
+                double sum = 0;
+                int c = 0;
+                const cJSON *x;
+                cJSON_ArrayForEach(x, im) if (cJSON_IsNumber(x)) { sum += x->valuedouble; c++; }
+                if (c) imbs[ni++] = sum / c;
+            }
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    e->measured_steps = n;
+    if (n == 0) return -1;
+    double mn = secs[0], mx = secs[0];
+    for (int i = 1; i < n; i++) { if (secs[i] < mn) mn = secs[i]; if (secs[i] > mx) mx = secs[i]; }
+    e->meas_step_min = mn;
+    e->meas_step_max = mx;
+    e->meas_step_s = median(secs, n);
+    e->meas_imbalance = ni ? median(imbs, ni) : 1.0;
+    double rs = 0;
+    for (int l = 0; l < n_layers && l < VE_MAX_LAYERS; l++) rs += recv_max[l];
+    e->recv_scale = n_layers ? rs / n_layers : 1.0;
+    return 0;
+}
+
+static void run_one(const run_set *S, engine_row *e, const char *tmp, const char *data, double cores) {
+    char log[4200], out[4200];
+    snprintf(log, sizeof log, "%s/%s.jsonl", tmp, e->id);
+    snprintf(out, sizeof out, "%s/%s.out", tmp, e->id);
+    argvec a = {.n = 0};
+    if (e->ranks > 1) mpirun_prefix(&a, e->ranks);
+    arg(&a, "%s", self_exe());
+    arg(&a, "%s", "train");
+    arg(&a, "%s", e->model);
+    arg(&a, "%s", "--data"); arg(&a, "%s", data);
+    arg(&a, "%s", "--steps"); argi(&a, S->steps);
+    arg(&a, "%s", "--warmup"); argi(&a, 1);
+    arg(&a, "%s", "--batch"); argi(&a, e->batch);
+    arg(&a, "%s", "--val-batches"); argi(&a, 1);
+    arg(&a, "%s", "--log"); arg(&a, "%s", log);
+    arg(&a, "%s", "--progress"); arg(&a, "%s", "off");
+    arg(&a, "%s", "--recompute"); arg(&a, "%s", e->recompute);
+    if (e->ranks > 1) {
+        arg(&a, "%s", "--ep"); argi(&a, e->ep);
+        arg(&a, "%s", "--a2a"); arg(&a, "%s", e->hierarchical ? "hierarchical" : "flat");
+        if (e->ranks_per_node > 0) { arg(&a, "%s", "--ranks-per-node"); argi(&a, e->ranks_per_node); }
+        arg(&a, "%s", "--placement");
+        if (e->placement > 0) argi(&a, e->placement); else arg(&a, "%s", "off");
+    }
+    double cpu = 0, wall = 0;
+    LOG_INFO("validate --engine: run %s (%d rank%s)", e->id, e->ranks, e->ranks > 1 ? "s" : "");
+    double cpu_at[VE_MAX_STEPS];
+    int lines = 0;
+    int rc = spawn(a.v, out, &cpu, &wall, e->ranks, log, cpu_at, VE_MAX_STEPS, &lines);
+    e->wall_s = wall;
+    double slots = fmin((double)e->ranks, cores);
+    e->cpu_share = wall > 0 ? cpu / (wall * slots) : NAN;
+    if (rc != 0) {
+        snprintf(e->reason, sizeof e->reason, "umoe train exited %d (output: %.300s)", rc, out);
+        return;
+    }
+    if (parse_log(log, S->warmup, e)) {
+        snprintf(e->reason, sizeof e->reason, "no measured step in the log %.300s", log);
+        return;
+    }
+    /* CPU seconds per measured step (line k is step k + 1); the last step also validates: left out */
+    double per[VE_MAX_STEPS];
+    int np = 0;
+    for (int k = S->warmup; k < lines - 1 && k < VE_MAX_STEPS; k++) {
+        double d = cpu_at[k] - cpu_at[k - 1];
+        if (isfinite(d) && d > 0) per[np++] = d / slots;
+    }
+    e->meas_cpu_step_s = np ? median(per, np) : NAN;
+    e->ok = 1;
+}
+
+static int write_data(const char *path, long bytes) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    long n = 0;
+    for (long i = 1; n < bytes; i++) n += fprintf(f, "%ld ", i * 7919 % 100003);
+    return fclose(f);
+}
+
+static void rm_tmp(const char *tmp, const run_set *S) {
+    char p[4300];
+    for (int i = 0; i < S->n; i++) {
+        snprintf(p, sizeof p, "%s/%s.jsonl", tmp, S->rows[i].id); unlink(p);
+        if (S->rows[i].ok) { snprintf(p, sizeof p, "%s/%s.out", tmp, S->rows[i].id); unlink(p); }
+    }
+    snprintf(p, sizeof p, "%s/data.txt", tmp);
+    unlink(p);
+    rmdir(tmp); /* kept (with the failed runs' output) when not empty */
+}
+
+int cmd_validate_engine(int argc, char **argv) {
+    const char *hw_arg = NULL, *set_arg = NULL;
+    int quick = 0, json = 0, bench = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) { usage(stdout); return UMOE_EXIT_OK; }
+        if (!strcmp(a, "--engine")) continue;
+        if (!strcmp(a, "--quick")) quick = 1;
+        else if (!strcmp(a, "--bench")) bench = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--hw") || !strcmp(a, "--set")) {
+            const char *v = cli_value("validate", argc, argv, i);
+            if (!v) return UMOE_EXIT_INPUT;
+            if (!strcmp(a, "--hw")) hw_arg = v; else set_arg = v;
+            i++;
+        } else return cli_unknown("validate --engine", a);
+    }
+    char hw[4200], set[4200];
+    if (hw_arg) umoe_strlcpy(hw, hw_arg, sizeof hw);
+    else snprintf(hw, sizeof hw, "%s/hardware/local.json", spec_config_dir());
+    if (set_arg) umoe_strlcpy(set, set_arg, sizeof set);
+    else snprintf(set, sizeof set, "%s/engine-validation/%s.json", spec_config_dir(), quick ? "quick" : "full");
+    if (!file_exists(hw) && !strchr(hw, '/') && hw_arg) { /* a preset name */
+        char p[4096];
+        if (spec_resolve(hw, "hardware", p, sizeof p)) umoe_strlcpy(hw, p, sizeof hw);
+    }
+    if (!file_exists(hw) || bench) {
+        int rc = run_bench(hw, quick);
+        if (rc) return rc;
+    }
+    spec_hardware h;
+    if (spec_hardware_load(hw, &h)) return cli_input_error();
+    run_set *S = umoe_calloc(1, sizeof *S, "engine validation runs");
+    int rc = load_set(set, S);
+    /* every model must load before anything runs */
+    spec_model *models = umoe_calloc(VE_MAX_RUNS, sizeof *models, "engine validation models");
+    for (int i = 0; !rc && i < S->n; i++) {
+        if (spec_model_load(S->rows[i].model, &models[i]) || spec_model_validate(&models[i], S->rows[i].model))
+            rc = cli_input_error();
+    }
+    if (!rc && !have_mpirun())
+        for (int i = 0; i < S->n; i++)
+            if (S->rows[i].ranks > 1) {
+                S->rows[i].ok = 0;
+                snprintf(S->rows[i].reason, sizeof S->rows[i].reason, "needs mpirun, which is not installed");
+            }
+    char tmp[] = "/tmp/umoe-validate-engine-XXXXXX", data[64];
+    if (!rc && !mkdtemp(tmp)) {
+        fprintf(stderr, "umoe validate: cannot create a temporary directory: %s\n", strerror(errno));
+        rc = UMOE_EXIT_FAIL;
+    }
+    snprintf(data, sizeof data, "%s/data.txt", tmp);
+    if (!rc && write_data(data, S->data_bytes)) {
+        fprintf(stderr, "umoe validate: cannot write %s\n", data);
+        rc = UMOE_EXIT_FAIL;
+    }
+    double cores = cpu_cores();
+    int failed = 0;
+    for (int i = 0; !rc && i < S->n; i++) {
+        engine_row *e = &S->rows[i];
+        if (e->ranks > 1 && !have_mpirun()) continue;
+        run_one(S, e, tmp, data, cores);
+        if (!e->ok) { failed++; continue; }
+        struct stat sb;
+        sim_engine_config c = {e->ranks, e->ep, e->ranks_per_node, e->hierarchical, e->placement, e->batch,
+                               models[i].T, 0, cores, 1, e->meas_imbalance,
+                               stat(data, &sb) == 0 ? (double)sb.st_size : (double)S->data_bytes,
+                               e->recv_scale};
+        spec_recompute_parse(e->recompute, set, "recompute", &c.recompute);
+        if (sim_engine_run(&models[i], &h, &c, &e->pred)) {
+            e->ok = 0;
+            snprintf(e->reason, sizeof e->reason, "simulator: %.300s", umoe_err);
+            failed++;
+            continue;
+        }
+        e->err_step = e->pred.step_s / e->meas_step_s - 1;
+        e->err_cpu_step = e->pred.step_s / e->meas_cpu_step_s - 1;
+        e->err_alloc = e->pred.alloc_peak / e->meas_alloc - 1;
+        e->err_rss = e->pred.rss / e->meas_rss - 1;
+    }
+    if (!rc) {
+        engine_report_print(S->rows, S->n, hw, json, cores);
+        rm_tmp(tmp, S);
+        if (failed) {
+            fprintf(stderr, "umoe validate: %d run(s) failed; their output is kept in %s\n", failed, tmp);
+            rc = UMOE_EXIT_FAIL;
+        }
+    }
+    umoe_free(models, VE_MAX_RUNS * sizeof *models);
+    umoe_free(S, sizeof *S);
+    return rc;
+}

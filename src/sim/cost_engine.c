@@ -1,0 +1,217 @@
+/* cost_engine.c - step time of OUR engine (`umoe train`: fp32, OpenBLAS sgemm, one process = one device,
+ * expert parallelism over MPI ranks of one host) from a hardware spec measured by `umoe bench` on the same
+ * machine. The operator list is the engine's (src/model via docs/engine-model.md, docs/engine-memory.md,
+ * src/dist via docs/dist.md), restated here; every constant comes from the hardware spec:
+ *   GEMM      2 n k o FLOPs at peak_fp32 x gemm_eff(flops of that call) (bench: OpenBLAS sgemm, same
+ *             kernel); backward = two GEMMs of the same FLOPs (dX and dW);
+ *   attention forward 0.5 x 2 B T^2 H (Dk + Dv) / (peak x attn_eff) (bench's convention for attn_eff: the
+ *             causal half of the full s^2 count), backward 2.5 x forward (FlashAttention-2, Dao 2023,
+ *             sec. 3: 5 matmuls vs 2; the constant of src/sim/cost_layer.c);
+ *   element-wise bytes / (hbm_bw x mem_eff) (bench: the rate of the engine's own element-wise kernels),
+ *             backward moving twice the forward bytes (read the saved input and the output grad, write the
+ *             input grad);
+ *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures.
+ * Several ranks on one host share its cores: a rank that needs `threads` cores gets
+ * share = min(1, cores / (ranks x threads)) of them, so every compute and element-wise time is divided by
+ * share (ranks time-slice the cores; the bench measured one rank per core).
+ * Does not: model caches for element-wise kernels (one DRAM-measured rate, an over-estimate for activations
+ * that stay in L2/L3), the time of an oversubscribed rank waiting inside a collective for a descheduled peer
+ * (the measured alpha-beta figures are for one rank per core), load from other users of the machine,
+ * offload, or the first step's one-off costs (buffer growth, page faults): the validation skips warm-up. */
+#include <math.h>
+#include <string.h>
+#include "umoe/sim.h"
+#include "umoe/sim_engine.h"
+
+/* Backward/forward time ratio of the attention core (FlashAttention-2 sec. 3; as src/sim/cost_layer.c). */
+#define ENGINE_ATTN_BWD_RATIO 2.5
+/* Bytes per element the engine's element-wise kernels move (reads + writes, fp32), as `umoe bench` counts
+ * them (docs/bench.md, mem_eff): rmsnorm 8, swiglu 12 (2 in, 1 out), adamw 28; a residual add 12, a row
+ * copy (permutation, RoPE output, embedding lookup) 8, softmax / cross-entropy 12. */
+#define EW_NORM 8.0
+#define EW_SWIGLU 12.0
+#define EW_ADD 12.0
+#define EW_COPY 8.0
+#define EW_SOFTMAX 12.0
+#define EW_ADAMW 28.0
+
+typedef struct {
+    const spec_hardware *h;
+    double share, peak, bw;
+    double fwd, bwd;            /* accumulated per step, seconds */
+    double gemm, attn, ew;      /* fwd + bwd, by kind */
+    double rc;                  /* recompute: forward time of the modules the policy frees */
+} acc;
+
+static double gemm_t(const acc *a, double n, double k, double o) {
+    if (n <= 0 || k <= 0 || o <= 0) return 0;
+    double flops = 2 * n * k * o;
+    return flops / (a->peak * sim_gemm_eff(a->h, flops) * a->share);
+}
+/* one forward GEMM (n, k) @ (k, o), count calls; rc: its forward is redone in backward */
+static void gemm(acc *a, double n, double k, double o, double calls, int rc) {
+    double t = calls * gemm_t(a, n, k, o);
+    a->fwd += t;
+    a->bwd += 2 * t;
+    a->gemm += 3 * t;
+    if (rc) a->rc += t;
+}
+static void ew(acc *a, double bytes, int rc) {
+    double t = bytes / (a->bw * a->share);
+    a->fwd += t;
+    a->bwd += 2 * t;
+    a->ew += 3 * t;
+    if (rc) a->rc += t;
+}
+
+/* One transformer layer's operators on N local tokens (B sequences of T). rows: routed token-assignments the
+ * slowest rank's local experts process; e_local: its experts. */
+static void layer_ops(acc *a, const spec_model *s, unsigned rc, double B, double T, int moe, double rows,
+                      double e_local) {
+    double N = B * T, C = s->C, H = s->H;
+    int full = (rc & SPEC_RC_FULL) != 0;
+    int r_norm = full || (rc & SPEC_RC_NORM), r_up = full || (rc & SPEC_RC_MLA_UP);
+    int r_core = full || (rc & SPEC_RC_ATTN_CORE), r_act = full || (rc & SPEC_RC_ACT);
+    int r_fc1 = full || (rc & SPEC_RC_EXPERT_FC1), r_perm = full || (rc & SPEC_RC_PERMUTE);
+    int sandwich = s->norm == SPEC_NORM_SANDWICH;
+    double Dk, Dv, Hk;
+    ew(a, EW_NORM * N * C, r_norm);
+    if (s->attn == SPEC_ATTN_MLA) {
+        Dk = s->qk_nope + s->qk_rope;
+        Dv = s->v_head;
+        Hk = H;
+        if (s->q_lora > 0) {
+            gemm(a, N, C, s->q_lora, 1, full);
+            ew(a, EW_NORM * N * s->q_lora, r_norm);
+            gemm(a, N, s->q_lora, H * Dk, 1, r_up);
+        } else {
+            gemm(a, N, C, H * Dk, 1, r_up);
+        }
+        gemm(a, N, C, s->kv_lora + s->qk_rope, 1, full);
+        ew(a, EW_NORM * N * s->kv_lora, r_norm);
+        gemm(a, N, s->kv_lora, H * (s->qk_nope + s->v_head), 1, r_up);
+        ew(a, EW_COPY * N * (H * Dk + H * Dk + H * Dv), r_up); /* RoPE and the k/v split into q, k, v */
+    } else {
+        Dk = Dv = s->head_dim;
+        Hk = s->attn == SPEC_ATTN_MHA ? H : s->H_kv;
+        gemm(a, N, C, H * Dk, 1, full);
+        gemm(a, N, C, Hk * Dk, 1, full);
+        gemm(a, N, C, Hk * Dv, 1, full);
+        ew(a, EW_COPY * N * (H * Dk + Hk * Dk), full); /* RoPE */
+    }
+    /* attention core: causal half of 2 B T^2 H (Dk + Dv) at attn_eff */
+    double core = 0.5 * 2 * B * T * T * H * (Dk + Dv) / (a->peak * (a->h->attn_eff > 0 ? a->h->attn_eff : 0.5) * a->share);
+    a->fwd += core;
+    a->bwd += ENGINE_ATTN_BWD_RATIO * core;
+    a->attn += (1 + ENGINE_ATTN_BWD_RATIO) * core;
+    if (r_core) a->rc += core;
+    gemm(a, N, H * Dv, C, 1, full);
+    if (sandwich) ew(a, EW_NORM * N * C, full);
+    ew(a, EW_ADD * N * C, 0);
+    /* FFN */
+    ew(a, EW_NORM * N * C, r_norm);
+    if (!moe) {
+        gemm(a, N, C, 2.0 * s->F, 1, full);
+        ew(a, EW_SWIGLU * N * s->F, r_act);
+        gemm(a, N, s->F, C, 1, full);
+    } else {
+        double E = s->E, K = s->K, Fe = s->F_expert;
+        gemm(a, N, C, E, 1, full);                        /* router */
+        ew(a, EW_SOFTMAX * N * E, full);                  /* scores, top-k */
+        ew(a, EW_COPY * N * K * C, r_perm);               /* permute into expert order */
+        double per = e_local > 0 ? rows / e_local : 0;    /* rows per local expert: one sgemm each */
+        gemm(a, per, C, 2 * Fe, e_local, r_fc1);
+        ew(a, EW_SWIGLU * rows * Fe, r_act || r_fc1);
+        gemm(a, per, Fe, C, e_local, full);
+        ew(a, EW_ADD * N * K * C, full);                  /* weighted un-permute (combine) */
+        if (s->E_shared > 0) {
+            double Fs = (double)s->E_shared * Fe;
+            gemm(a, N, C, 2 * Fs, 1, full);
+            ew(a, EW_SWIGLU * N * Fs, r_act);
+            gemm(a, N, Fs, C, 1, full);
+            ew(a, EW_ADD * N * C, 0);
+        }
+    }
+    if (sandwich) ew(a, EW_NORM * N * C, full);
+    ew(a, EW_ADD * N * C, 0);
+}
+
+static int engine_layer_is_moe(const spec_model *s, int l) { return s->E > 0 && l >= s->first_k_dense; }
+
+umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const sim_engine_config *c,
+                           sim_engine_result *r) {
+    memset(r, 0, sizeof *r);
+    int R = c->ranks > 0 ? c->ranks : 1, ep = c->ep > 0 ? c->ep : 1;
+    if (R % ep) return umoe_fail("engine config: ranks %d is not a multiple of ep %d", R, ep);
+    if (c->batch % R) return umoe_fail("engine config: batch %d is not a multiple of ranks %d", c->batch, R);
+    if (s->E > 0 && s->E % ep) return umoe_fail("engine config: experts %d do not divide over ep %d", s->E, ep);
+    sim_engine_memory(s, c, r);
+    r->rss = r->alloc_peak + h->mem_reserved;
+    double threads = c->threads > 0 ? c->threads : 1, cores = c->cores > 0 ? c->cores : 1;
+    acc a;
+    memset(&a, 0, sizeof a);
+    a.h = h;
+    a.share = fmin(1.0, cores / (R * threads));
+    a.peak = h->peak_fp32 > 0 ? h->peak_fp32 : h->peak_bf16;
+    a.bw = h->hbm_bw * (h->mem_eff > 0 ? h->mem_eff : 1.0);
+    if (!(a.peak > 0) || !(a.bw > 0)) return umoe_fail("hardware %s: peak_fp32 and hbm_bw must be > 0", h->name);
+    r->share = a.share;
+    double B = (double)c->batch / R, T = c->T, N = B * T, C = s->C, V = s->V;
+    double imb = c->imbalance >= 1 ? c->imbalance : 1;
+    double e_local = s->E > 0 ? (double)s->E / ep : 0;
+    double rows = N * (s->E > 0 ? s->K : 0) * imb; /* slowest rank: its experts' token-assignments */
+    int n_moe = 0;
+    ew(&a, EW_COPY * N * C, 0); /* embedding lookup */
+    for (int l = 0; l < s->L + s->mtp; l++) {
+        int moe = engine_layer_is_moe(s, l);
+        n_moe += moe;
+        if (l >= s->L) { /* MTP module d: embedding, two norms, concat, projection (DeepSeek-V3 sec. 2.2) */
+            ew(&a, EW_COPY * N * C + 2 * EW_NORM * N * C + EW_COPY * 2 * N * C, 0);
+            gemm(&a, N, 2 * C, C, 1, 0);
+        }
+        layer_ops(&a, s, c->recompute, B, T, moe, rows, e_local);
+        if (l >= s->L) { /* its norm, the shared head and loss */
+            ew(&a, EW_NORM * N * C, 0);
+            gemm(&a, N, C, V, 1, 0);
+            ew(&a, EW_SOFTMAX * N * V, 0);
+        }
+    }
+    ew(&a, EW_NORM * N * C, 0); /* final norm, LM head, cross-entropy */
+    gemm(&a, N, C, V, 1, 0);
+    ew(&a, EW_SOFTMAX * N * V, 0);
+    /* optimizer step: zero grads (4 B), global-norm clip (read 4 B), AdamW over the parameters this rank
+     * updates (dense + owned experts; docs/dist.md: experts owned elsewhere get no grads and no update) */
+    spec_params p;
+    spec_params_count(s, &p);
+    double P = r->params / 4;
+    double P_exp = (double)n_moe * s->E * p.expert;
+    double P_owned = P - P_exp + P_exp / ep;
+    double t_opt = (8 * P + EW_ADAMW * P_owned) / (a.bw * a.share);
+    /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
+    double t_ep = 0, t_sync = 0;
+    if (R > 1) {
+        int rpn = c->ranks_per_node > 0 ? c->ranks_per_node : R;
+        int k_ep = rpn < ep ? rpn : ep, k_w = rpn < R ? rpn : R;
+        if (ep > 1 && s->E > 0) {
+            double asg = 4 * N * s->K * C, tok = 4 * N * C;   /* bytes one rank sends: rows, and its tokens */
+            double disp = c->hierarchical && k_ep < ep ? sim_alltoall_hier_time(h, ep, k_ep, tok, asg)
+                                                      : sim_alltoall_time(h, ep, k_ep, asg * imb);
+            double flat = sim_alltoall_time(h, ep, k_ep, asg * imb);
+            double meta = 2 * sim_alltoall_time(h, ep, k_ep, 4.0 * s->E);  /* plan: counts, row tokens */
+            t_ep = n_moe * (disp + 3 * flat + meta);
+        }
+        double dense = P - P_exp;
+        t_sync = sim_allreduce_time(h, R, k_w, 4 * dense);
+        if (R / ep > 1) t_sync += sim_allreduce_time(h, R / ep, 1, 4 * P_exp / ep);
+        t_sync += 7 * sim_allreduce_time(h, R, k_w, 64); /* losses, grad norm, loads, stats, stop flag */
+    }
+    r->gemm_s = a.gemm;
+    r->attn_s = a.attn;
+    r->elementwise_s = a.ew;
+    r->recompute_s = a.rc;
+    r->optimizer_s = t_opt;
+    r->ep_s = t_ep;
+    r->sync_s = t_sync;
+    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_sync;
+    return UMOE_OK;
+}

@@ -1,0 +1,116 @@
+/* test_sim_engine.c - the simulator's model of our engine (src/sim/cost_engine*.c) against the engine itself:
+ * the predicted parameter bytes and activation arena (resident, shared, whole) equal what model_init +
+ * model_memory_report allocate, for MLA and GQA, sandwich and pre-norm, several batches and every recompute
+ * policy (the test links both; the simulator itself never includes the engine). And the time model behaves:
+ * positive parts that add up, recompute adds time and never removes any, ranks beyond the cores slow each rank
+ * by cores / ranks, EP adds exchange time, invalid configurations are refused. */
+#include <string.h>
+#include "model_test_spec.h"
+#include "test.h"
+#include "umoe/model.h"
+#include "umoe/sim_engine.h"
+
+static const char *const policies[] = {"none", "norm", "activation", "attn_core", "mla_up", "expert_fc1", "permute",
+                                       "selective", "norm,activation,attn_core,mla_up,expert_fc1,permute", "full",
+                                       NULL};
+
+static void check_arena(const spec_model *s, int B, const char *what) {
+    for (int p = 0; policies[p]; p++) {
+        unsigned rc = 0;
+        UMOE_ASSERT(spec_recompute_parse(policies[p], "test", "rc", &rc) == UMOE_OK);
+        umoe_model *m = NULL;
+        UMOE_ASSERT(model_init(&m, s, B, s->T, 1) == UMOE_OK);
+        UMOE_ASSERT(model_set_recompute(m, rc) == UMOE_OK);
+        model_memory mm;
+        model_memory_report(m, &mm);
+        sim_engine_config c;
+        memset(&c, 0, sizeof c);
+        c.ranks = 1; c.ep = 1; c.batch = B; c.T = s->T; c.recompute = rc;
+        sim_engine_result r;
+        memset(&r, 0, sizeof r);
+        sim_engine_memory(s, &c, &r);
+        CHECK(r.params == (double)mm.params, "%s B=%d %s: params %.0f vs engine %zu", what, B, policies[p], r.params, mm.params);
+        CHECK(r.arena == (double)mm.arena, "%s B=%d %s: arena %.0f vs engine %zu", what, B, policies[p], r.arena, mm.arena);
+        CHECK(r.arena_resident == (double)mm.arena_resident, "%s B=%d %s: resident %.0f vs %zu", what, B, policies[p],
+              r.arena_resident, mm.arena_resident);
+        CHECK(r.arena_shared == (double)mm.arena_shared, "%s B=%d %s: shared %.0f vs %zu", what, B, policies[p],
+              r.arena_shared, mm.arena_shared);
+        model_free(m);
+    }
+}
+
+static void test_arena_matches_engine(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    check_arena(&s, 1, "mla sandwich");
+    check_arena(&s, 3, "mla sandwich");
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_PRE);
+    check_arena(&s, 2, "mla pre");
+    test_spec_tiny(&s, SPEC_ATTN_GQA, SPEC_NORM_PRE);
+    s.mtp = 2;
+    check_arena(&s, 2, "gqa pre mtp2");
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    s.q_lora = 0;
+    s.score_bias = 1;
+    check_arena(&s, 2, "mla q_lora 0 score_bias");
+}
+
+static spec_hardware hw(void) {
+    spec_hardware h;
+    memset(&h, 0, sizeof h);
+    strcpy(h.name, "test");
+    h.peak_fp32 = h.peak_bf16 = 1e11;
+    h.hbm_bw = 1e10;
+    h.mem_eff = 0.5;
+    h.attn_eff = 0.3;
+    h.intra_bw = h.inter_bw = 5e9;
+    h.intra_lat = h.inter_lat = 1e-6;
+    h.n_gemm_eff = 2;
+    h.gemm_eff_flops[0] = 1e4; h.gemm_eff[0] = 0.3;
+    h.gemm_eff_flops[1] = 1e9; h.gemm_eff[1] = 0.9;
+    return h;
+}
+
+static void test_time_model(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    spec_hardware h = hw();
+    sim_engine_config c;
+    memset(&c, 0, sizeof c);
+    c.ranks = 1; c.ep = 1; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    sim_engine_result a, b, f;
+    CHECK(sim_engine_run(&s, &h, &c, &a) == UMOE_OK, "run: %s", umoe_err);
+    CHECK(a.step_s > 0 && a.gemm_s > 0 && a.attn_s > 0 && a.elementwise_s > 0 && a.optimizer_s > 0, "parts > 0");
+    CHECK(a.recompute_s == 0 && a.ep_s == 0 && a.sync_s == 0, "no recompute or communication on one rank");
+    CHECK_CLOSE(a.step_s, a.gemm_s + a.attn_s + a.elementwise_s + a.optimizer_s, 1e-12, 0, "parts add up");
+    c.recompute = SPEC_RC_SELECTIVE;
+    CHECK(sim_engine_run(&s, &h, &c, &b) == UMOE_OK, "selective");
+    c.recompute = SPEC_RC_FULL;
+    CHECK(sim_engine_run(&s, &h, &c, &f) == UMOE_OK, "full");
+    CHECK(b.recompute_s > 0 && f.recompute_s > b.recompute_s, "full recomputes more than selective");
+    CHECK_CLOSE(b.step_s, a.step_s + b.recompute_s, 1e-12, 0, "recompute adds its time");
+    CHECK(f.arena < b.arena && b.arena < a.arena, "memory: full < selective < none");
+    /* 4 ranks on 2 cores, EP 4, the same global batch: each rank has a quarter of the tokens at half a core */
+    c.recompute = 0;
+    c.ranks = 4; c.ep = 4;
+    sim_engine_result e;
+    CHECK(sim_engine_run(&s, &h, &c, &e) == UMOE_OK, "ep 4: %s", umoe_err);
+    CHECK_CLOSE(e.share, 0.5, 1e-12, 0, "share = cores / ranks");
+    CHECK(e.ep_s > 0 && e.sync_s > 0, "EP exchange and gradient sync cost time");
+    CHECK(e.ep_buffers > 0, "EP buffers outside the arena");
+    c.hierarchical = 1; c.ranks_per_node = 2;
+    sim_engine_result hr;
+    CHECK(sim_engine_run(&s, &h, &c, &hr) == UMOE_OK, "hier");
+    CHECK(hr.ep_buffers > e.ep_buffers, "hierarchical stages add buffers");
+    c.ranks = 3;
+    CHECK(sim_engine_run(&s, &h, &c, &hr) == UMOE_EINPUT, "ranks 3 with ep 4 refused");
+    c.ranks = 4; c.batch = 6;
+    CHECK(sim_engine_run(&s, &h, &c, &hr) == UMOE_EINPUT, "batch 6 over 4 ranks refused");
+}
+
+int main(void) {
+    (void)test_tokens;
+    RUN(test_arena_matches_engine);
+    RUN(test_time_model);
+    TEST_MAIN_END();
+}
