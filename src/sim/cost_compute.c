@@ -1,5 +1,5 @@
 /* cost_compute.c - compute-side roofline of the cost model: GEMM efficiency from the hardware's measured
- * table, GEMM time, memory-bound kernel time. Pure functions (a per-thread memo of ln, below), no allocation
+ * table, GEMM time, memory-bound kernel time. Pure functions (a per-thread memo of a pure function, below), no allocation
  * (planner hot path).
  * Does not: know layers or strategies (cost_layer.c) or communication (cost_comm.c).
  * Equations: docs/cost-model.md section "Compute". Roofline: Williams, Waterman, Patterson, "Roofline: an
@@ -11,22 +11,27 @@
 
 #define SIM_DEFAULT_GEMM_EFF 0.7 /* used only when a hardware spec has no table; see docs/cost-model.md */
 
-/* ln(q), remembered per thread for the last q seen in each of 256 slots (a pure function, so the memo needs no
- * invalidation). The planner evaluates the same GEMM shapes many times over (every recompute policy and ZeRO-1
- * setting of a micro-batch size has the same GEMMs), and the logarithm was the largest single cost of the
- * closed form (docs/planner.md "Speed"). Slots start at q = 0, which never matches: callers pass q > 1. */
-#define LN_MEMO_BITS 8
-static _Thread_local struct { double q, ln; } ln_memo[1 << LN_MEMO_BITS];
+/* Position of flops between two table points x0 < flops <= x1 in log space, ln(flops / x0) / ln(x1 / x0),
+ * remembered per thread for the last (flops, x0, x1) seen in each of 256 slots (a pure function of the three,
+ * so the memo needs no invalidation: an edited table simply misses). The planner evaluates the same GEMM
+ * shapes many times over (every recompute policy and ZeRO-1 setting of a micro-batch size has the same
+ * GEMMs), and the logarithm and two divisions here were the largest single cost of the closed form
+ * (docs/planner.md "Speed"). Slots start at flops = 0, which never matches (flops > x0 > 0 here). */
+#define POS_MEMO_BITS 8
+static _Thread_local struct { double flops, x0, x1, f; } pos_memo[1 << POS_MEMO_BITS];
 
-static double ln_memo_get(double q) {
+static double seg_pos(const spec_hardware *h, int i, double flops) {
+    double x0 = h->gemm_eff_flops[i - 1], x1 = h->gemm_eff_flops[i];
     uint64_t b;
-    memcpy(&b, &q, sizeof b);
-    unsigned i = (unsigned)((b * 0x9E3779B97F4A7C15ull) >> (64 - LN_MEMO_BITS)); /* Fibonacci hashing */
-    if (ln_memo[i].q == q) return ln_memo[i].ln;
-    double v = log(q);
-    ln_memo[i].q = q;
-    ln_memo[i].ln = v;
-    return v;
+    memcpy(&b, &flops, sizeof b);
+    unsigned k = (unsigned)((b * 0x9E3779B97F4A7C15ull) >> (64 - POS_MEMO_BITS)); /* Fibonacci hashing */
+    if (pos_memo[k].flops == flops && pos_memo[k].x0 == x0 && pos_memo[k].x1 == x1) return pos_memo[k].f;
+    double f = log(flops / x0) / spec_gemm_eff_lnr(h, i); /* the points' ratio: cached by spec_hardware_prepare */
+    pos_memo[k].flops = flops;
+    pos_memo[k].x0 = x0;
+    pos_memo[k].x1 = x1;
+    pos_memo[k].f = f;
+    return f;
 }
 
 /* sim_gemm_eff's body, inlined into sim_gemm_time (called for every GEMM of every layer) */
@@ -44,7 +49,7 @@ static inline double gemm_eff_lookup(const spec_hardware *h, double flops) {
     }
     int i = (int)(first - h->gemm_eff_flops);
     /* piecewise linear in log10(flops) between points i-1 and i */
-    double f = ln_memo_get(flops / h->gemm_eff_flops[i - 1]) / spec_gemm_eff_lnr(h, i); /* ratio: cached */
+    double f = seg_pos(h, i, flops);
     return h->gemm_eff[i - 1] + f * (h->gemm_eff[i] - h->gemm_eff[i - 1]);
 }
 
