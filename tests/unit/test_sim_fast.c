@@ -331,6 +331,21 @@ static void test_gemm_eff_cache(void) {
         }
     }
     CHECK(bad == 0, "%d lookups on tables of 1..%d points differ from the plain formula", bad, SPEC_EFF_MAX);
+    /* sim_gemm_time (one division: the larger side found by cross-multiplying) = the plain roofline
+     * max(flops / (peak eff), bytes / (bw mem_eff)) */
+    bad = 0;
+    for (int k = 0; k < 20000; k++) {
+        double M = floor(pow(2.0, 16 * umoe_rng_uniform(&r))), N = floor(pow(2.0, 16 * umoe_rng_uniform(&r)));
+        double K = floor(pow(2.0, 16 * umoe_rng_uniform(&r)));
+        int bits = k % 3 == 0 ? 8 : 16;
+        double fl = 2.0 * M * N * K, ib = bits == 8 ? 1.0 : 2.0;
+        double peak = bits == 8 && h.peak_fp8 > 0 ? h.peak_fp8 : h.peak_bf16;
+        double tc = fl / (peak * eff_plain(&h, fl));
+        double tm = (ib * (M * K + K * N) + 2.0 * M * N) / (h.hbm_bw * h.mem_eff);
+        double want = tc > tm ? tc : tm, got = sim_gemm_time(&h, M, N, K, bits);
+        if (!(fabs(got - want) <= 1e-15 * want)) bad++;
+    }
+    CHECK(bad == 0, "%d GEMM times differ from the plain roofline", bad);
     /* a table edited after loading: the stale cache entries are not used */
     spec_hardware ed = h;
     ed.gemm_eff_flops[2] *= 1.5;
