@@ -30,6 +30,7 @@ typedef struct {
     /* Recompute policies to try (SPEC_RC_* masks); n_recompute == 0 = plan_recompute_default(). */
     int n_recompute;
     unsigned recompute[PLAN_RC_MAX];
+    int no_offload;     /* 1: do not search offload (default: searched when the hardware has host_bw; plan_offload_variants) */
 } plan_options;
 
 /* The part of a sim_result the planner keeps (sim_result itself carries a pipeline record of ~4 KB). */
@@ -49,6 +50,8 @@ void plan_sim_from(plan_sim *p, const sim_result *r);
  * number of threads. */
 typedef struct {
     int tp, cp, pp, vpp, ep, etp, dp, mbs, zero1;
+    int offload_act;    /* strategy offload_activations */
+    int offload_opt;    /* strategy offload_optimizer */
     unsigned recompute;
     spec_schedule schedule;
     spec_a2a a2a;
@@ -86,6 +89,20 @@ int plan_default_gbs(int devices, int seq);
 int plan_recompute_default(const spec_model *m, unsigned *out);
 /* Every subset of the modules this model has, plus full ("--recompute-space all"). */
 int plan_recompute_all(const spec_model *m, unsigned *out);
+/* Offload in the searched space. In a policy list, PLAN_RC_OFFLOAD marks "this recompute policy and
+ * offload_activations", PLAN_RC_OFFLOAD_OPT "and offload_optimizer" (planner-only bits, never in a strategy's
+ * recompute field). plan_offload_variants appends, after the n policies of rc[], the activation-offload
+ * variant of each one except full (which keeps only the layer inputs: nothing left to offload) when the
+ * hardware has a host link (host_bw > 0), then the optimizer-offload variant of every policy so far when it
+ * also has host_mem_bw; returns the new count (at most cap). An offloaded candidate is kept only where no
+ * variant of it with fewer offloads fits (offload only adds time: such a variant is never slower;
+ * docs/planner.md). Policy lists passed in must not carry these bits. */
+#define PLAN_RC_OFFLOAD (1u << 31)
+#define PLAN_RC_OFFLOAD_OPT (1u << 30)
+int plan_offload_variants(const spec_hardware *h, unsigned *rc, int n, int cap);
+/* "activation,norm" or "activation,norm+offload_act+offload_opt": the recompute policy and offloads of an
+ * entry. */
+void plan_entry_policy_label(const plan_entry *e, char *out, size_t n);
 
 /* Enumerate the structural layouts (tp, cp, pp, vpp, ep, etp, dp) for `devices` that pass
  * spec_strategy_check (with base's other fields; tp and etp divide tp_max, the devices per node), in a fixed
@@ -99,8 +116,8 @@ umoe_status plan_layouts(const spec_model *m, const spec_strategy *base, int dev
 /* The planner's base strategy: spec_strategy_defaults, the global batch, micro-batch 1, uneven layer splits
  * allowed (pad_layers = 1: MindSpeed's no-op layers; Pangu Ultra MoE runs 61 layers on PP16) and every
  * overlap switch on (TP, EP, DP, PP: what Megatron-LM / MindSpeed offer and the paper used; overlap only hides
- * time, so a search over the switches would always pick them). Offload stays off: the simulator does not
- * charge host-transfer time yet, so a search over it would pick a free lunch. */
+ * time, so a search over the switches would always pick them). Offload is off here; the search adds
+ * activation and optimizer offload as variants of the recompute policies (plan_offload_variants). */
 void plan_strategy_base(spec_strategy *s, int gbs);
 /* Fill a full strategy from base (plan_strategy_base) and an entry's searched fields. */
 void plan_entry_strategy(const plan_entry *e, const spec_strategy *base, spec_strategy *s);

@@ -7,6 +7,7 @@
 /* Step-time components, seconds per step (exposed, i.e. not hidden by overlap). */
 typedef enum {
     SIM_T_COMPUTE, SIM_T_RECOMPUTE, SIM_T_TP, SIM_T_CP, SIM_T_EP, SIM_T_PP, SIM_T_DP, SIM_T_BUBBLE, SIM_T_OPTIMIZER,
+    SIM_T_OFFLOAD, /* activation offload: host-link transfer not hidden behind layer compute */
     SIM_T_COUNT
 } sim_time_part;
 extern const char *const sim_time_names[SIM_T_COUNT];
@@ -121,6 +122,9 @@ double sim_p2p_time(const spec_hardware *h, int inter_node, double bytes);
 /* Activation bytes stored for one transformer layer and one micro-batch on one device (Korthikanti et al.
  * 2022, Table 2, generalised to GQA/MLA/SwiGLU/MoE; see docs/cost-model.md). */
 double sim_layer_act_bytes(const spec_model *m, const spec_strategy *s, const sim_options *o, int moe_layer);
+/* Bytes one layer's activation offload moves to the host (and back) per micro-batch on one device: its kept
+ * activations except the layer input; 0 unless s->offload_activations (src/sim/cost_offload.c). */
+double sim_layer_offload_bytes(const spec_model *m, const spec_strategy *s, const sim_options *o, int moe_layer);
 
 /* ------------------------------------------------------------------ validation (src/sim/validate*.c)
  * Predicted vs published measurements. A CSV with the columns of data/validation/published_points.csv

@@ -115,6 +115,9 @@ typedef struct {
     double comm_eff_intra;   /* achieved / nominal link bandwidth, collectives inside a node */
     double comm_eff_inter;   /* the same across nodes */
     double mem_reserved;     /* bytes per device not available to the framework (runtime, fragmentation) */
+    /* added for offload (additive; 0 = not given: the simulator then refuses strategies that offload) */
+    double host_bw;          /* device <-> host link, bytes/s per device per direction, achieved (PCIe / HCCS) */
+    double host_mem_bw;      /* host DRAM bandwidth available to one device's host-side optimizer, bytes/s */
     /* added for speed (additive): derived from gemm_eff_flops by spec_hardware_prepare, never read from or
      * written to JSON. gemm_eff_lnr[i] = ln(gemm_eff_flops[i] / gemm_eff_flops[i-1]) (i >= 1), valid while
      * gemm_eff_lnr_src[i-1..i] equal gemm_eff_flops[i-1..i]; the lookups recompute a ratio that is not valid,

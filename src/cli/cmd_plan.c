@@ -29,6 +29,8 @@ static void usage(FILE *f) {
             "                     overlap on, as Megatron-LM and MindSpeed offer)\n"
             "  --exhaustive       also context parallelism below 1024 tokens per rank and expert TP other than\n"
             "                     1 or tp (the default search leaves these out; docs/planner.md)\n"
+            "  --no-offload       do not search activation offload (default: searched when the hardware spec\n"
+            "                     has host_bw; an offloaded strategy is kept only where it does not fit without)\n"
             "  --no-prune         evaluate every candidate, also those that provably do not fit or cannot rank\n"
             "                     in the best K (slower; the same strategies)\n"
             "  --json             print {\"evaluated\", \"feasible\", \"seconds\", \"strategies\": [...]} best first\n\n"
@@ -54,6 +56,7 @@ int cmd_plan(int argc, char **argv) {
         else if (!strcmp(a, "--no-prune")) o.no_prune = 1;
         else if (!strcmp(a, "--exhaustive")) o.exhaustive = 1;
         else if (!strcmp(a, "--no-overlap")) o.no_overlap = 1;
+        else if (!strcmp(a, "--no-offload")) o.no_offload = 1;
         else if (!strcmp(a, "--causal-half")) o.causal_half = 1;
         else if (!strcmp(a, "--devices") || !strcmp(a, "--gbs") || !strcmp(a, "--seq") || !strcmp(a, "--top") ||
                  !strcmp(a, "--detailed-top") || !strcmp(a, "--threads")) {

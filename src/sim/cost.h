@@ -14,6 +14,7 @@ typedef struct {
     double ep_fwd, ep_bwd;  /* EP dispatch + combine, exposed */
     double params_dense;    /* parameters stored on this device, non-expert */
     double params_expert;   /* expert parameters stored on this device */
+    double off_fwd, off_bwd; /* activation offload: host-link transfer beyond the layer's compute window, exposed */
 } sim_cost;
 
 /* Host (CPU) time to launch one kernel in an eager PyTorch training framework (Megatron-LM / DeepSpeed): the
@@ -53,6 +54,15 @@ typedef struct {
 #define SIM_LOSS_UNFUSED_FWD_BYTES 38.0
 #define SIM_LOSS_UNFUSED_BWD_BYTES 14.0
 
+/* Adam step bytes per parameter: read grad, m, v, master (16), write m, v, master (12) and bf16 param (2), plus
+ * the grad-norm read for clipping (4); docs/cost-model.md "Step assembly". On the device (HBM) or, with
+ * offload_optimizer, in host memory (cost_offload.c). */
+#define SIM_OPT_BYTES_PER_PARAM 34.0
+/* offload_optimizer: bytes per updated parameter over the host link: fp32 main gradient down (4), bf16
+ * parameter back up (2) (ZeRO-Offload, Ren et al. 2021, USENIX ATC, Sec. 4.1 data flow; fp32 gradients here
+ * because this model keeps fp32 main gradients). */
+#define SIM_OPT_OFFLOAD_LINK_BYTES 6.0
+
 /* Derived strategy quantities shared by the cost functions. */
 typedef struct {
     int tp, cp, pp, vpp, ep, etp, dp, edp, sp, dpn; /* dpn: devices per node */
@@ -72,4 +82,19 @@ void sim_embed_cost(const spec_model *m, const spec_hardware *h, const spec_stra
                     sim_cost *out);
 void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strategy *s, const sim_options *o,
                    const sim_geom *g, sim_cost *out);
+
+/* cost_memory.c: bytes of the layer input per micro-batch on one device (what full recompute keeps). */
+double sim_layer_input_bytes(const spec_model *m, const spec_strategy *s);
+/* cost_offload.c. UMOE_EINPUT when the strategy offloads and the hardware lacks the link (or host memory)
+ * bandwidth it needs. */
+umoe_status sim_offload_check(const spec_hardware *h, const spec_strategy *s);
+/* What a layer with `act` kept bytes offloads (0 without offload_activations); = sim_layer_offload_bytes. */
+double sim_offload_bytes_of(const spec_model *m, const spec_strategy *s, double act);
+/* Sets c->off_fwd / off_bwd for a layer whose offload moves `bytes` each way per micro-batch. */
+void sim_offload_layer_cost(const spec_hardware *h, double bytes, sim_cost *c);
+/* Optimizer step over `params` parameters: on the device (t_device, HBM-bound) or on the host. */
+double sim_offload_optimizer_time(const spec_hardware *h, double params, double t_device);
+/* Activation bytes resident on a stage with offload: `act` all kept bytes of the stage's layers for one
+ * micro-batch, `off` their offloaded share, `off_max` the largest one layer offloads, `inflight` micro-batches. */
+double sim_offload_resident_bytes(double act, double off, double off_max, double inflight);
 #endif

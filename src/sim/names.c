@@ -4,6 +4,7 @@
 
 const char *const sim_time_names[SIM_T_COUNT] = {
     "compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm", "bubble", "optimizer",
+    "offload",
 };
 
 const char *const sim_mem_names[SIM_M_COUNT] = {

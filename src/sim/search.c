@@ -12,6 +12,13 @@
  *     The threshold is fixed per block of chains, so the work done is the same for any thread count.
  * --no-prune evaluates everything; tests check that both give the same strategies and that
  * evaluated + pruned + bounded = the unpruned evaluation count.
+ * Offload: the recompute policies are extended with their activation- and optimizer-offload variants
+ * (PLAN_RC_OFFLOAD, PLAN_RC_OFFLOAD_OPT; search_space.c) when the hardware has a host link. Offload only adds
+ * time and only lowers memory, full recompute keeps fewer activations than any policy with activation
+ * offload, and the last policy with full is full + optimizer offload, so both rules above still hold (the
+ * lightest variant is that one with ZeRO-1). An offloaded candidate is kept only where none of its variants
+ * with fewer offloads (its twins, evaluated before it at the same micro-batch size and ZeRO-1) fits, in every
+ * mode, so pruning still changes only the work done.
  * Schedules tried: pp = 1: 1F1B only (every schedule is the same without a pipeline); pp > 1: every
  * schedule that spec_strategy_check accepts (today: 1F1B, ZB-1P and DualPipe at vpp = 1, interleaved at vpp > 1),
  * except interleaved at vpp = 1 (one chunk per device: the same schedule as 1F1B). EP all-to-all: flat, plus hierarchical for MoE models whose
@@ -62,6 +69,8 @@ typedef struct {
     sim_result sr; /* the evaluator's output (large: kept per worker, not per candidate) */
     spec_strategy s; /* the base strategy; each chain overwrites the searched fields (copied once per worker, not
                       * per chain: spec_strategy carries an 8 KB load histogram) */
+    long long fit_group[8 * PLAN_RC_MAX]; /* per variant: the group (micro-batch visit) it was last evaluated in */
+    char fit[8 * PLAN_RC_MAX];            /* and whether it fit then (offloaded candidates look their twins up) */
     char pad[64]; /* keep workers' counters on separate cache lines */
 } plan_worker;
 
@@ -75,6 +84,7 @@ typedef struct {
     const int *mbs_pool;
     const unsigned *rc;
     int n_rc, rc_full, rc_none; /* indices of SPEC_RC_FULL and of no recompute in rc[], -1 if absent */
+    const int (*twin)[2];       /* per policy: the policies with one offload fewer (earlier in rc[]), or -1 */
     int no_prune, no_bound;
     plan_eval_fn eval;
     sim_options opt;
@@ -85,9 +95,23 @@ static int zero1_useful(const plan_layout *l) {
     return l->dp > 1 || edp > 1;
 }
 
-/* Evaluate one candidate (the variant v of micro-batch index im of chain ci); returns 1 when it fits. */
-static int eval_one(const plan_ctx *x, plan_worker *w, spec_strategy *s, plan_entry *e, int ci, int im, int v, int nz) {
-    e->recompute = s->recompute = x->rc[v / nz];
+/* 1 when a twin of variant v (the same policy with one offload fewer) was evaluated in this group and fits. */
+static int twin_fits(const plan_ctx *x, const plan_worker *w, int v, int nz) {
+    for (int k = 0; k < 2; k++) {
+        int tp = x->twin[v / nz][k], tw = tp >= 0 ? tp * nz + v % nz : -1;
+        if (tw >= 0 && w->fit_group[tw] == w->groups && w->fit[tw]) return 1;
+    }
+    return 0;
+}
+
+/* Evaluate one candidate (the variant v of micro-batch index im of chain ci); returns 1 when it fits. keep = 0:
+ * do not offer it to the best list (the caller decides once its twins are known). */
+static int eval_one(const plan_ctx *x, plan_worker *w, spec_strategy *s, plan_entry *e, int ci, int im, int v, int nz,
+                    int keep) {
+    unsigned pol = x->rc[v / nz];
+    e->recompute = s->recompute = pol & ~(PLAN_RC_OFFLOAD | PLAN_RC_OFFLOAD_OPT);
+    e->offload_act = s->offload_activations = (pol & PLAN_RC_OFFLOAD) != 0;
+    e->offload_opt = s->offload_optimizer = (pol & PLAN_RC_OFFLOAD_OPT) != 0;
     e->zero1 = s->zero1 = nz == 2 ? v % nz : 0;
     e->key = ((uint64_t)ci << 24) | ((uint64_t)im << 12) | (uint64_t)v;
     if (x->eval(x->m, x->c, s, &x->opt, &w->sr) != UMOE_OK) {
@@ -98,9 +122,12 @@ static int eval_one(const plan_ctx *x, plan_worker *w, spec_strategy *s, plan_en
     plan_sim_from(&e->r, &w->sr);
     w->evaluated++;
     if (e->r.memory_peak_bytes < w->min_peak) w->min_peak = e->r.memory_peak_bytes;
+    w->fit_group[v] = w->groups;
+    w->fit[v] = (char)e->r.fits;
     if (!e->r.fits) return 0;
     w->feasible++;
-    plan_topk_add(&w->top, e);
+    /* a twin with fewer offloads fits: it is never slower, so this one is not kept */
+    if (keep && !twin_fits(x, w, v, nz)) plan_topk_add(&w->top, e);
     return 1;
 }
 
@@ -130,7 +157,11 @@ static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
     for (int im = 0; im < ch->n_mbs; im++) {
         e.mbs = s->mbs = x->mbs_pool[ch->mbs0 + im];
         w->groups++;
-        if (light >= 0 && !eval_one(x, w, s, &e, ci, im, light, nz) && prune) {
+        /* the lightest is evaluated first and offered to the best list last, once its twins are known (a twin
+         * skipped by the bound leaves it below the threshold, so it could not rank anyway) */
+        int light_fits = light >= 0 && eval_one(x, w, s, &e, ci, im, light, nz, 0);
+        plan_entry le = e;
+        if (light >= 0 && !light_fits && prune) {
             /* the lightest does not fit: no variant of this or a larger micro-batch does */
             w->pruned += (long long)(ch->n_mbs - im) * variants - 1;
             break;
@@ -140,7 +171,7 @@ static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
             double ub = 1e300;
             int vn = x->rc_none >= 0 ? x->rc_none * nz + z : -1;
             if (vn >= 0) {
-                eval_one(x, w, s, &e, ci, im, vn, nz);
+                eval_one(x, w, s, &e, ci, im, vn, nz, 1);
                 ub = e.r.tokens_per_s;
             }
             if (prune && !x->no_bound && ub < thr) {
@@ -149,9 +180,10 @@ static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
             }
             for (int r = 0; r < x->n_rc; r++) {
                 int v = r * nz + z;
-                if (v != vn && v != light) eval_one(x, w, s, &e, ci, im, v, nz);
+                if (v != vn && v != light) eval_one(x, w, s, &e, ci, im, v, nz, 1);
             }
         }
+        if (light_fits && !twin_fits(x, w, light, nz)) plan_topk_add(&w->top, &le);
     }
 }
 
@@ -259,13 +291,21 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
     int cap = top > ndet ? top : ndet;
     out->n_cap = cap;
 
-    unsigned rc[PLAN_RC_MAX];
+    unsigned rc[4 * PLAN_RC_MAX];
     int n_rc = o->n_recompute > 0 ? o->n_recompute : plan_recompute_default(m, rc);
     if (o->n_recompute > 0) memcpy(rc, o->recompute, (size_t)n_rc * sizeof *rc);
-    int rc_full = -1, rc_none = -1;
+    if (!o->no_offload) n_rc = plan_offload_variants(&c.hw, rc, n_rc, 4 * PLAN_RC_MAX);
+    int rc_full = -1, rc_none = -1, twin[4 * PLAN_RC_MAX][2];
     for (int i = 0; i < n_rc; i++) {
         if (rc[i] & SPEC_RC_FULL) rc_full = i;
         if (rc[i] == 0) rc_none = i;
+        /* twins: the same policy with one offload fewer; only those evaluated before it count (eval_one), and
+         * plan_offload_variants puts them earlier in the list */
+        twin[i][0] = twin[i][1] = -1;
+        for (int j = 0; j < i; j++) {
+            if ((rc[i] & PLAN_RC_OFFLOAD) && rc[j] == (rc[i] & ~PLAN_RC_OFFLOAD)) twin[i][0] = j;
+            if ((rc[i] & PLAN_RC_OFFLOAD_OPT) && rc[j] == (rc[i] & ~PLAN_RC_OFFLOAD_OPT)) twin[i][1] = j;
+        }
     }
 
     spec_strategy base;
@@ -285,7 +325,8 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
     int *pool = umoe_malloc((size_t)pool_cap * sizeof *pool, "plan mbs");
     build_chains(m, &c, &base, lay, n_lay, gbs, &ch, &n_ch, &chain_cap, &pool, &pool_len, &pool_cap);
 
-    plan_ctx x = {m, &c, &base, lay, ch, pool, rc, n_rc, rc_full, rc_none, o->no_prune, o->no_bound, eval, {0}};
+    plan_ctx x = {m, &c, &base, lay, ch, pool, rc, n_rc, rc_full, rc_none, (const int (*)[2])twin, o->no_prune,
+                  o->no_bound, eval, {0}};
     x.opt.causal_half = o->causal_half;
     x.opt.detailed = 0;
     sim_model_pre pre; /* the model's parameter and FLOP counts, once per search instead of once per call */

@@ -71,6 +71,8 @@ void plan_entry_strategy(const plan_entry *e, const spec_strategy *base, spec_st
     s->mbs = e->mbs;
     s->zero1 = e->zero1;
     s->recompute = e->recompute;
+    s->offload_activations = e->offload_act;
+    s->offload_optimizer = e->offload_opt;
     s->schedule = e->schedule;
     s->a2a = e->a2a;
 }

@@ -13,6 +13,14 @@ const char *plan_schedule_name(spec_schedule s) {
 
 const char *plan_a2a_name(spec_a2a a) { return a == SPEC_A2A_HIER ? "hierarchical" : "flat"; }
 
+void plan_entry_policy_label(const plan_entry *e, char *out, size_t n) {
+    spec_recompute_format(e->recompute, out, n);
+    size_t len = strlen(out);
+    if (e->offload_act && len < n) len += (size_t)snprintf(out + len, n - len, "+offload_act");
+    len = strlen(out);
+    if (e->offload_opt && len < n) snprintf(out + len, n - len, "+offload_opt");
+}
+
 static double exposed_comm(const plan_sim *r) {
     return r->breakdown[SIM_T_TP] + r->breakdown[SIM_T_CP] + r->breakdown[SIM_T_EP] + r->breakdown[SIM_T_PP] +
            r->breakdown[SIM_T_DP];
@@ -38,7 +46,7 @@ void plan_report_table(FILE *f, const spec_model *m, const spec_cluster *c, cons
     int rcw = 9; /* the recompute column fits the longest policy shown */
     for (int i = 0; i < r->n; i++) {
         char rc[256];
-        spec_recompute_format(r->best[i].recompute, rc, sizeof rc);
+        plan_entry_policy_label(&r->best[i], rc, sizeof rc);
         if ((int)strlen(rc) > rcw) rcw = (int)strlen(rc);
     }
     fprintf(f, "\n%4s %3s %3s %3s %3s %4s %3s %5s %3s %-11s %-*s %-5s %-5s %9s %10s %6s %7s %7s %9s %-4s\n", "rank",
@@ -47,7 +55,7 @@ void plan_report_table(FILE *f, const spec_model *m, const spec_cluster *c, cons
     for (int i = 0; i < r->n; i++) {
         const plan_entry *e = &r->best[i];
         char rc[256];
-        spec_recompute_format(e->recompute, rc, sizeof rc);
+        plan_entry_policy_label(e, rc, sizeof rc);
         fprintf(f, "%4d %3d %3d %3d %3d %4d %3d %5d %3d %-11s %-*s %-5s %-5s %9.3f %10.4g %6.2f %7.2f %7.2f %9.4f %-4s\n",
                 i + 1, e->tp, e->cp, e->pp, e->vpp, e->ep, e->etp, e->dp, e->mbs, plan_schedule_name(e->schedule), rcw, rc,
                 e->zero1 ? "on" : "off", e->a2a == SPEC_A2A_HIER ? "hier" : "flat", e->r.step_time_s,
@@ -97,6 +105,8 @@ void plan_report_json(FILE *f, const spec_model *m, const plan_result *r) {
         jw_str(&w, "recompute", rc);
         jw_str(&w, "schedule", plan_schedule_name(e->schedule));
         jw_bool(&w, "zero1", e->zero1);
+        jw_bool(&w, "offload_activations", e->offload_act);
+        jw_bool(&w, "offload_optimizer", e->offload_opt);
         jw_str(&w, "a2a", plan_a2a_name(e->a2a));
         jw_bool(&w, "overlap", r->overlap);
         jw_bool(&w, "detailed", i < r->detailed);

@@ -1,5 +1,6 @@
 /* search_space.c - what the planner enumerates: the structural layouts (tp, cp, pp, vpp, ep, etp, dp) of a
- * device count, the recompute policies worth trying, and the default global batch.
+ * device count, the recompute policies worth trying (and their activation-offload variants), and the default
+ * global batch.
  * Layouts come from divisor loops (a superset) filtered by spec_strategy_check, so the planner never
  * disagrees with the strategy rules of src/spec. Extra planner-only restrictions, stated here once:
  *   - tp and etp divide the devices per node (TP and expert-TP groups stay inside one node: their traffic
@@ -72,6 +73,26 @@ int plan_recompute_all(const spec_model *m, unsigned *out) {
         n = add_unique(out, n, rc);
     }
     return add_unique(out, n, SPEC_RC_FULL);
+}
+
+static int add_variant(unsigned *rc, int n, int cap, unsigned p) {
+    for (int j = 0; j < n; j++)
+        if (rc[j] == p) return n;
+    if (n < cap) rc[n++] = p;
+    return n;
+}
+
+int plan_offload_variants(const spec_hardware *h, unsigned *rc, int n, int cap) {
+    if (!(h->host_bw > 0)) return n; /* the simulator cannot charge a host link it does not know */
+    int n0 = n;
+    for (int i = 0; i < n0; i++)
+        if (!(rc[i] & SPEC_RC_FULL)) n = add_variant(rc, n, cap, rc[i] | PLAN_RC_OFFLOAD);
+    /* optimizer offload last: the final full-recompute entry (full + optimizer offload) is then the lightest
+     * policy, which the search's memory pruning takes as the last policy containing full */
+    if (!(h->host_mem_bw > 0)) return n;
+    int n1 = n;
+    for (int i = 0; i < n1; i++) n = add_variant(rc, n, cap, rc[i] | PLAN_RC_OFFLOAD_OPT);
+    return n;
 }
 
 /* Divisors of n in ascending order; returns the count (n <= 2^31 has at most 1600 divisors). */

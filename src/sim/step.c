@@ -11,17 +11,15 @@
 
 #define SIM_MAX_STAGES 1024 /* = the pipeline result's per-device arrays */
 
-#define SIM_OPT_BYTES_PER_PARAM 34.0 /* Adam step: read grad, m, v, master (16), write m, v, master (12) and bf16
-                                      * param (2), plus the grad-norm read for clipping (4); docs/cost-model.md */
-
 /* add() and lin2() name every field of sim_cost: a new field must be added to both */
-_Static_assert(sizeof(sim_cost) == 13 * sizeof(double), "add() and lin2() must list every field of sim_cost");
+_Static_assert(sizeof(sim_cost) == 15 * sizeof(double), "add() and lin2() must list every field of sim_cost");
 
 static void add(sim_cost *a, const sim_cost *b, double k) {
     a->fwd += k * b->fwd; a->bwd += k * b->bwd; a->bwd_w += k * b->bwd_w; a->gemm_fwd += k * b->gemm_fwd;
     a->rc += k * b->rc; a->tp_fwd += k * b->tp_fwd; a->tp_bwd += k * b->tp_bwd; a->cp_fwd += k * b->cp_fwd;
     a->cp_bwd += k * b->cp_bwd; a->ep_fwd += k * b->ep_fwd; a->ep_bwd += k * b->ep_bwd;
     a->params_dense += k * b->params_dense; a->params_expert += k * b->params_expert;
+    a->off_fwd += k * b->off_fwd; a->off_bwd += k * b->off_bwd;
 }
 
 /* a = ka x b + kb x c, field by field */
@@ -33,6 +31,7 @@ static void lin2(sim_cost *a, const sim_cost *b, double kb, const sim_cost *c, d
     a->ep_fwd = kb * b->ep_fwd + kc * c->ep_fwd; a->ep_bwd = kb * b->ep_bwd + kc * c->ep_bwd;
     a->params_dense = kb * b->params_dense + kc * c->params_dense;
     a->params_expert = kb * b->params_expert + kc * c->params_expert;
+    a->off_fwd = kb * b->off_fwd + kc * c->off_fwd; a->off_bwd = kb * b->off_bwd + kc * c->off_bwd;
 }
 
 /* Micro-batches (in units of one micro-batch through the whole stage) whose activations stage `st` holds
@@ -51,13 +50,15 @@ static double inflight(spec_schedule sc, int pp, int vpp, int st, int n_mb) {
 
 /* Time of one micro-batch through one stage: forward + backward incl. recompute and exposed TP/CP/EP. */
 static double stage_time(const sim_cost *a) {
-    return a->fwd + a->tp_fwd + a->cp_fwd + a->ep_fwd + a->bwd + a->rc + a->tp_bwd + a->cp_bwd + a->ep_bwd;
+    return a->fwd + a->tp_fwd + a->cp_fwd + a->ep_fwd + a->bwd + a->rc + a->tp_bwd + a->cp_bwd + a->ep_bwd
+           + a->off_fwd + a->off_bwd;
 }
 
 /* What the stages are assembled from: per-layer costs (dense, MoE), embedding, head, activation bytes. */
 typedef struct {
     sim_cost cd, cm, ce, ch;
     double act_d, act_m;
+    double off_d, off_m; /* activation offload: bytes each layer moves (cost_offload.c) */
     int n_dense; /* dense layers, the first ones in model order */
     int is_moe;
 } stage_parts;
@@ -68,6 +69,7 @@ typedef struct {
     int st0, n;
     sim_cost c;
     double act, extra;
+    double off, offmax; /* offloaded bytes of one micro-batch: sum, largest layer */
     int nm;
 } stage_group;
 
@@ -84,6 +86,9 @@ static void add_last_chunk(const spec_model *m, const sim_geom *g, const stage_p
         add(sc, &hd, m->mtp);
         sc->params_dense += m->mtp * (2.0 * m->C * m->C + 2 * m->C);
         gr->act += m->mtp * (k->is_moe ? k->act_m : k->act_d);
+        double off1 = k->is_moe ? k->off_m : k->off_d;
+        gr->off += m->mtp * off1;
+        if (off1 > gr->offmax) gr->offmax = off1;
         if (k->is_moe) gr->nm += m->mtp;
     }
     gr->extra += 4.0 * g->t * m->V / g->tp + 2.0 * g->t_sp * m->C; /* fp32 logits + head input */
@@ -117,6 +122,9 @@ static int stages_by_chunk(const spec_model *m, const spec_strategy *s, const si
         add(&gr->c, &k->cm, nm);
         gr->act += nd * k->act_d + nm * k->act_m;
         gr->nm += nm;
+        gr->off += nd * k->off_d + nm * k->off_m;
+        if (nd && k->off_d > gr->offmax) gr->offmax = k->off_d;
+        if (nm && k->off_m > gr->offmax) gr->offmax = k->off_m;
         if (chn == 0) add(&gr->c, &k->ce, 1);
         if (chn == n_chunks - 1) add_last_chunk(m, g, k, gr);
         if (chunks) { /* detailed: this chunk's own cost = the stage sum's growth */
@@ -191,6 +199,10 @@ static int stages_grouped(const spec_model *m, const sim_geom *g, const stage_pa
         gr->act = nd * k->act_d + nm * k->act_m;
         gr->extra = 0;
         gr->nm = nm;
+        gr->off = nd * k->off_d + nm * k->off_m;
+        gr->offmax = 0;
+        if (nd && k->off_d > gr->offmax) gr->offmax = k->off_d;
+        if (nm && k->off_m > gr->offmax) gr->offmax = k->off_m;
         if (st == 0) add(&gr->c, &k->ce, 1);
         if (st == pp - 1) add_last_chunk(m, g, k, gr);
     }
@@ -222,6 +234,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         return umoe_fail("sim: tp x cp x pp x dp = %d x %d x %d x %d does not equal the %d devices", g.tp, g.cp, g.pp,
                          g.dp, c->devices);
     if (m->L < g.pp * g.vpp) return umoe_fail("sim: %d layers cannot fill pp x vpp = %d stages", m->L, g.pp * g.vpp);
+    if ((s->offload_activations || s->offload_optimizer) && sim_offload_check(h, s)) return UMOE_EINPUT;
 
     memset(r->breakdown, 0, sizeof r->breakdown);
     memset(r->memory, 0, sizeof r->memory);
@@ -260,6 +273,11 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     sim_head_cost(m, h, s, o, &g, &k.ch);
     k.act_d = n_dense_total > 0 ? sim_layer_act_bytes(m, s, o, 0) : 0;
     k.act_m = is_moe ? sim_layer_act_bytes(m, s, o, 1) : 0;
+    /* activation offload (cost_offload.c): bytes each layer moves, and their exposed host-link time */
+    k.off_d = sim_offload_bytes_of(m, s, k.act_d);
+    k.off_m = sim_offload_bytes_of(m, s, k.act_m);
+    sim_offload_layer_cost(h, k.off_d, &k.cd);
+    sim_offload_layer_cost(h, k.off_m, &k.cm);
     k.n_dense = n_dense_total;
     k.is_moe = is_moe;
 
@@ -288,8 +306,8 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         const sim_cost *sc = &gr->c;
         int st = gr->st0;
         double nst = gr->n;
-        double t_f = sc->fwd + sc->tp_fwd + sc->cp_fwd + sc->ep_fwd;
-        double t_b = sc->bwd + sc->rc + sc->tp_bwd + sc->cp_bwd + sc->ep_bwd;
+        double t_f = sc->fwd + sc->tp_fwd + sc->cp_fwd + sc->ep_fwd + sc->off_fwd;
+        double t_b = sc->bwd + sc->rc + sc->tp_bwd + sc->cp_bwd + sc->ep_bwd + sc->off_bwd;
         double ts = t_f + t_b;
         t_sum += nst * ts; f_sum += nst * t_f; b_sum += nst * t_b; w_sum += nst * sc->bwd_w;
         if (ts > t_max) { t_max = ts; worst_gi = gi; stage_f_worst = t_f; stage_b_worst = t_b; }
@@ -302,7 +320,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double mo = s->offload_optimizer ? 0 : 12.0 * (pd / zero1_d + pe / zero1_e) * copies;
         double inf = inflight(s->schedule, pp, g.vpp, st, n_mb);
         double act = gr->act;
-        double ma = s->offload_activations ? act : act * inf;  /* offload: one micro-batch resident */
+        double ma = s->offload_activations ? sim_offload_resident_bytes(act, gr->off, gr->offmax, inf) : act * inf;
         double mdisp = gr->nm > 0 ? mdisp_moe : 0;
         double total = mw + mg + mo + ma + mdisp + gr->extra + h->mem_reserved;
         if (total > mem_peak) {
@@ -376,9 +394,9 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double *fa = umoe_malloc(sizeof(double) * 3 * V, "sim chunk times"), *ba = fa + V, *wa = fa + 2 * V;
         for (int v = 0; v < V; v++) {
             const sim_cost *c1 = &chunks[v];
-            fa[v] = c1->fwd + c1->tp_fwd + c1->cp_fwd + c1->ep_fwd;
+            fa[v] = c1->fwd + c1->tp_fwd + c1->cp_fwd + c1->ep_fwd + c1->off_fwd;
             wa[v] = c1->bwd_w;
-            ba[v] = c1->bwd + c1->rc + c1->tp_bwd + c1->cp_bwd + c1->ep_bwd - wa[v];
+            ba[v] = c1->bwd + c1->rc + c1->tp_bwd + c1->cp_bwd + c1->ep_bwd + c1->off_bwd - wa[v];
         }
         int split = s->schedule == SPEC_SCHED_ZB1P || s->schedule == SPEC_SCHED_DUALPIPE;
         if (!split) for (int v = 0; v < V; v++) ba[v] += wa[v];
@@ -421,7 +439,8 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
 
     /* ---- optimizer (memory bound over the parameters this device updates) */
     double p_opt = s->zero1 ? pd / ndp + pe / g.edp : pd + pe;
-    double t_opt = s->offload_optimizer ? 0 : sim_mem_time(h, SIM_OPT_BYTES_PER_PARAM * p_opt);
+    double t_opt = sim_mem_time(h, SIM_OPT_BYTES_PER_PARAM * p_opt);
+    if (s->offload_optimizer) t_opt = sim_offload_optimizer_time(h, p_opt, t_opt); /* Adam on the host */
 
     double step = t_pipe + t_pp + t_dp + t_opt;
     r->step_time_s = step;
@@ -435,6 +454,7 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     r->breakdown[SIM_T_DP] = t_dp;
     r->breakdown[SIM_T_BUBBLE] = bubble;
     r->breakdown[SIM_T_OPTIMIZER] = t_opt;
+    r->breakdown[SIM_T_OFFLOAD] = k_mb * (worst.off_fwd + worst.off_bwd);
     r->bubble_frac = bubble / step;
     r->tokens_per_s = tokens_step / step;
     r->flops_per_step_model = r->flops_per_token * tokens_step;

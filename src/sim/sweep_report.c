@@ -34,7 +34,7 @@ void sweep_report_table(FILE *f, const sweep_space *sp, const spec_cluster *c, c
         if (s->has_best) {
             const plan_entry *e = &s->best;
             char rc[128];
-            spec_recompute_format(e->recompute, rc, sizeof rc);
+            plan_entry_policy_label(e, rc, sizeof rc);
             fprintf(f, "%10.4g %6.2f %7.2f  tp%d cp%d pp%d vpp%d ep%d etp%d dp%d mbs%d %s %s%s\n", e->r.tokens_per_s,
                     100 * e->r.mfu, e->r.memory_peak_bytes / (1024.0 * 1024 * 1024), e->tp, e->cp, e->pp, e->vpp,
                     e->ep, e->etp, e->dp, e->mbs, plan_schedule_name(e->schedule), rc, e->zero1 ? " zero1" : "");
@@ -114,6 +114,8 @@ void sweep_report_json(FILE *f, const sweep_space *sp, const sweep_result *r, in
             jw_str(&w, "recompute", rc);
             jw_str(&w, "schedule", plan_schedule_name(e->schedule));
             jw_bool(&w, "zero1", e->zero1);
+            jw_bool(&w, "offload_activations", e->offload_act);
+            jw_bool(&w, "offload_optimizer", e->offload_opt);
             jw_str(&w, "a2a", plan_a2a_name(e->a2a));
             jw_obj_close(&w);
         } else {

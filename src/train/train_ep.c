@@ -309,6 +309,11 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
         if ((st = agree(st, rank))) goto done;
         train_loader_seek(&ld, &hd.pos);
         step0 = hd.step;
+        if (c->stop_at > 0 && c->stop_at <= step0) {
+            st = umoe_fail("--stop-at %ld is not after the checkpoint's step %ld (%s)", c->stop_at, step0,
+                           c->resume_dir);
+            goto done;
+        }
         LOG_INFO("resuming from %s at step %ld", c->resume_dir, step0);
     }
     if (c->log_path && rank == 0) {

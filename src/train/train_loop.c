@@ -146,6 +146,10 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     uint64_t shape_hash = train_shape_hash(tt, n_t), spec_hash = train_spec_hash(s);
     long step0 = 0;
     if (c->resume_dir && (st = resume_from(c, m, &opt, &ld, shape_hash, spec_hash, &step0))) goto done;
+    if (c->stop_at > 0 && c->stop_at <= step0) {
+        st = umoe_fail("--stop-at %ld is not after the checkpoint's step %ld (%s)", c->stop_at, step0, c->resume_dir);
+        goto done;
+    }
     if (c->log_path) {
         log = fopen(c->log_path, c->resume_dir ? "a" : "w");
         if (!log) {

@@ -49,3 +49,5 @@ if [ $rc -eq 1 ] && grep -q "interrupted after step $k; continue with --resume" 
 else echo "FAIL train_interrupt_checkpoints (rc $rc, $k log lines): $(tail -2 "$d/i.err")"; fi
 expect_rc 0 train_interrupt_resumes $UMOE train "$d/m.json" --data "$d/t.txt" --steps 100000 --stop-at $((k + 1)) \
     --batch 2 --seq 16 --progress off --resume "$d/i"
+expect_err resume_stop_at_not_after 'stop-at 3 is not after the checkpoint' \
+    $UMOE train "$d/m.json" $common --stop-at 3 --resume "$d/b4"

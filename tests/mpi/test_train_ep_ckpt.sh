@@ -4,7 +4,9 @@
 #    gathers them): resuming it at EP 2 (2 ranks) and at EP 1 (1 rank) gives the next steps' losses of the
 #    uninterrupted EP 4 run within a relative 1e-6 (float reassociation across layouts; observed ~1e-9);
 #  - errors exit 2 with a clear message on every rank: R % E != 0, experts % E != 0, a global batch not
-#    divisible by R, a data file that one rank cannot read, a configuration that differs across ranks.
+#    divisible by R, a data file that one rank cannot read, a configuration that differs across ranks;
+#  - a rank killed mid-run (SIGKILL) stops the job within seconds with mpirun's message naming the rank, and
+#    the last checkpoint (written every 2 steps, atomically) resumes.
 . tests/mpi/ep_lib.sh
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
 ep_model "$d/m.json"; tiny_text "$d/t.txt" 4000
@@ -34,3 +36,34 @@ expect_err ep_data_unreadable_on_one_rank 'rank 1: .*t\.txt' $MPIRUN -np 1 -wdir
     --data t.txt --steps 2 --batch 2 --seq 16 --progress off --ep 1
 expect_err ep_config_mismatch 'config mismatch across MPI ranks' $MPIRUN -np 1 $UMOE train "$d/m.json" $one --ep 1 \
     --lr 1e-3 : -np 1 $UMOE train "$d/m.json" $one --ep 1 --lr 2e-3
+# a rank dies (SIGKILL of rank 1 while training with a checkpoint every 2 steps): the job stops with a message
+# naming the rank instead of hanging, and the last checkpoint is intact (it resumes)
+tag="kill$$"
+UMOE_KILL_TAG=$tag $MPIRUN -np 2 $UMOE train "$d/m.json" --data $d/t.txt --steps 100000 --batch 4 --seq 16 \
+    --progress off --ep 2 --save-every 2 --out "$d/kc" > "$d/k.out" 2>&1 &
+mp=$!
+i=0; while [ ! -f "$d/kc/train_state.bin" ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
+victim=""
+for e in /proc/[0-9]*/environ; do
+    env_of=$(cat "$e" 2>/dev/null | tr '\0' '\n')
+    if printf '%s\n' "$env_of" | grep -qx "UMOE_KILL_TAG=$tag" &&
+       printf '%s\n' "$env_of" | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
+        victim=${e#/proc/}; victim=${victim%/environ}
+    fi
+done
+[ -n "$victim" ] && kill -9 "$victim"
+i=0; while kill -0 $mp 2>/dev/null && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+if kill -0 $mp 2>/dev/null; then
+    echo "FAIL rank_killed_job_stops (still running 20 s after killing rank 1)"; kill -9 $mp
+else
+    wait $mp; krc=$?
+    if [ -n "$victim" ] && [ "$krc" -ne 0 ] && grep -q "rank 1" "$d/k.out"; then echo "PASS rank_killed_job_stops (exit $krc)"
+    else echo "FAIL rank_killed_job_stops (victim '$victim', exit $krc)"; tail -5 "$d/k.out"; fi
+fi
+ks=$(sed -nE 's/.*"umoe_step":[[:space:]]*([0-9]+).*/\1/p' "$d/kc/config.json" | head -1)
+if [ -n "$ks" ]; then
+    expect_rc 0 checkpoint_intact_after_kill $MPIRUN -np 2 $UMOE train "$d/kc" --data $d/t.txt --steps 100000 \
+        --batch 4 --seq 16 --progress off --ep 2 --resume "$d/kc" --stop-at $((ks + 1))
+else
+    echo "FAIL checkpoint_intact_after_kill (no step in $d/kc/config.json)"
+fi

@@ -55,6 +55,18 @@ static void test_flash_has_no_s2_term(void) {
     CHECK_CLOSE(sim_layer_act_bytes(&m, &s, &o, 0), s_ * b_ * (34 * h_ + 4 * a_), 1e-12, 0, "flash");
 }
 
+/* Flash attention with selective recompute (attn_core): the engine reruns the whole core, so the attention
+ * output (2h per token) and the log-sum-exp are freed too: 32 sbh left (docs/cost-model.md "Recompute modules"). */
+static void test_flash_selective_frees_core_output(void) {
+    spec_model m;
+    spec_strategy s;
+    sim_options o = {0};
+    fx_gpt(&m, 96, (int)h_, (int)a_, (int)s_);
+    fx_strategy(&s, 1, 1, 1, 1, 1);
+    s.recompute = SPEC_RC_SELECTIVE;
+    CHECK_CLOSE(sim_layer_act_bytes(&m, &s, &o, 0), s_ * b_ * 32 * h_, 1e-12, 0, "flash + selective");
+}
+
 /* 1F1B: the first stage holds pp micro-batches (Narayanan et al. 2021); interleaved: pp(1 + (pp-1)/(pp v)). */
 static void test_inflight_first_stage(void) {
     spec_model m;
@@ -106,6 +118,7 @@ int main(void) {
     RUN(test_korthikanti_sp_selective);
     RUN(test_korthikanti_full);
     RUN(test_flash_has_no_s2_term);
+    RUN(test_flash_selective_frees_core_output);
     RUN(test_inflight_first_stage);
     RUN(test_optimizer_sharding);
     TEST_MAIN_END();
