@@ -19,6 +19,18 @@ typedef enum {
 } sim_mem_part;
 extern const char *const sim_mem_names[SIM_M_COUNT];
 
+/* Model-level counts sim_run derives from the model alone (spec_params_count, spec_flops_count). A caller
+ * that simulates one model many times (the planner) fills this once with sim_model_pre_init and passes it in
+ * sim_options.pre; sim_run uses it only for the very model pointer and causal_half it was filled for (the
+ * model must not change in between), and computes the counts itself otherwise. */
+typedef struct {
+    const spec_model *m;
+    int causal_half;
+    spec_params pc;
+    spec_flops fc;
+} sim_model_pre;
+void sim_model_pre_init(sim_model_pre *p, const spec_model *m, int causal_half);
+
 typedef struct {
     int causal_half;   /* MFU counts only the causal half of attention's s^2 term */
     int detailed;      /* 1: event simulation of the pipeline schedule; 0: closed form (planner fast path) */
@@ -32,6 +44,11 @@ typedef struct {
     int loss_unfused;  /* 1: Megatron's unfused vocab-parallel cross-entropy (fp32 cast, max, subtract, exp, sum,
                         *    divide as separate passes: 38 bytes per logit forward, 14 backward); 0 (default): a
                         *    fused cross-entropy kernel (docs/cost-model.md, "LM head + loss") */
+    /* added for speed (additive; zero = the default behaviour): */
+    const sim_model_pre *pre;   /* optional precomputed model counts (see sim_model_pre) */
+    int reference_stages;       /* 1: assemble the pipeline stages chunk by chunk (the straightforward reference
+                                 * path the tests compare the closed form's grouped assembly against; results
+                                 * equal within rounding, docs/planner.md "Speed") */
 } sim_options;
 
 

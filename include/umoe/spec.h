@@ -4,6 +4,7 @@
  * Dimension letters: B batch, T seq, C hidden, H heads, E experts, K top-k, F FFN width, L layers, V vocab. */
 #ifndef UMOE_SPEC_H
 #define UMOE_SPEC_H
+#include <math.h>
 #include <stdint.h>
 #include "umoe/common.h"
 
@@ -117,6 +118,11 @@ typedef struct {
     /* added for offload (additive; 0 = not given: the simulator then refuses strategies that offload) */
     double host_bw;          /* device <-> host link, bytes/s per device per direction, achieved (PCIe / HCCS) */
     double host_mem_bw;      /* host DRAM bandwidth available to one device's host-side optimizer, bytes/s */
+    /* added for speed (additive): derived from gemm_eff_flops by spec_hardware_prepare, never read from or
+     * written to JSON. gemm_eff_lnr[i] = ln(gemm_eff_flops[i] / gemm_eff_flops[i-1]) (i >= 1), valid while
+     * gemm_eff_lnr_src[i-1..i] equal gemm_eff_flops[i-1..i]; the lookups recompute a ratio that is not valid,
+     * so a struct built or edited in code works without calling spec_hardware_prepare. */
+    double gemm_eff_lnr[SPEC_EFF_MAX], gemm_eff_lnr_src[SPEC_EFF_MAX];
 } spec_hardware;
 
 typedef struct {
@@ -184,6 +190,15 @@ umoe_status spec_hardware_validate(const spec_hardware *h, const char *file);
 /* GEMM efficiency at a GEMM of `flops` FLOPs: piecewise linear in log10(flops) through the gemm_eff points,
  * clamped at both ends; 1.0 when the table is empty. */
 double spec_gemm_eff(const spec_hardware *h, double flops);
+/* Fill the derived fields (gemm_eff_lnr). spec_hardware_from_json calls it; call it after building or
+ * editing a table in code to make the lookups faster (they are correct without it). */
+void spec_hardware_prepare(spec_hardware *h);
+/* ln(gemm_eff_flops[i] / gemm_eff_flops[i-1]) for 1 <= i < n_gemm_eff: the cached value when valid. */
+static inline double spec_gemm_eff_lnr(const spec_hardware *h, int i) {
+    if (h->gemm_eff_lnr_src[i] == h->gemm_eff_flops[i] && h->gemm_eff_lnr_src[i - 1] == h->gemm_eff_flops[i - 1])
+        return h->gemm_eff_lnr[i];
+    return log(h->gemm_eff_flops[i] / h->gemm_eff_flops[i - 1]);
+}
 umoe_status spec_strategy_load(const char *path_or_name, spec_strategy *s);
 void spec_strategy_defaults(spec_strategy *s);
 /* Parse a recompute policy: none | selective | full | comma list of module names. */

@@ -67,6 +67,8 @@ typedef struct {
     long long evaluated, feasible, pruned, bounded, errors, groups;
     double min_peak;
     sim_result sr; /* the evaluator's output (large: kept per worker, not per candidate) */
+    spec_strategy s; /* the base strategy; each chain overwrites the searched fields (copied once per worker, not
+                      * per chain: spec_strategy carries an 8 KB load histogram) */
     long long fit_group[8 * PLAN_RC_MAX]; /* per variant: the group (micro-batch visit) it was last evaluated in */
     char fit[8 * PLAN_RC_MAX];            /* and whether it fit then (offloaded candidates look their twins up) */
     char pad[64]; /* keep workers' counters on separate cache lines */
@@ -134,30 +136,30 @@ static int eval_one(const plan_ctx *x, plan_worker *w, spec_strategy *s, plan_en
 static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
     const plan_chain *ch = &x->ch[ci];
     const plan_layout *l = &x->lay[ch->layout];
-    spec_strategy s = *x->base;
+    spec_strategy *s = &w->s; /* every field run_chain and eval_one set is set for each chain: no state leaks */
     plan_entry e;
     memset(&e, 0, sizeof e);
-    e.tp = s.tp = l->tp;
-    s.sp = l->tp > 1;
-    e.cp = s.cp = l->cp;
-    e.pp = s.pp = l->pp;
-    e.vpp = s.vpp = l->vpp;
-    e.ep = s.ep = l->ep;
-    e.etp = s.etp = l->etp;
-    e.dp = s.dp = l->dp;
-    e.schedule = s.schedule = ch->sched;
-    e.a2a = s.a2a = ch->a2a;
+    e.tp = s->tp = l->tp;
+    s->sp = l->tp > 1;
+    e.cp = s->cp = l->cp;
+    e.pp = s->pp = l->pp;
+    e.vpp = s->vpp = l->vpp;
+    e.ep = s->ep = l->ep;
+    e.etp = s->etp = l->etp;
+    e.dp = s->dp = l->dp;
+    e.schedule = s->schedule = ch->sched;
+    e.a2a = s->a2a = ch->a2a;
     int nz = zero1_useful(l) ? 2 : 1;
     int variants = x->n_rc * nz;
     /* lightest variant: full recompute with ZeRO-1 (when both are searched) */
     int light = x->rc_full >= 0 ? x->rc_full * nz + (nz - 1) : -1;
     int prune = !x->no_prune;
     for (int im = 0; im < ch->n_mbs; im++) {
-        e.mbs = s.mbs = x->mbs_pool[ch->mbs0 + im];
+        e.mbs = s->mbs = x->mbs_pool[ch->mbs0 + im];
         w->groups++;
         /* the lightest is evaluated first and offered to the best list last, once its twins are known (a twin
          * skipped by the bound leaves it below the threshold, so it could not rank anyway) */
-        int light_fits = light >= 0 && eval_one(x, w, &s, &e, ci, im, light, nz, 0);
+        int light_fits = light >= 0 && eval_one(x, w, s, &e, ci, im, light, nz, 0);
         plan_entry le = e;
         if (light >= 0 && !light_fits && prune) {
             /* the lightest does not fit: no variant of this or a larger micro-batch does */
@@ -169,7 +171,7 @@ static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
             double ub = 1e300;
             int vn = x->rc_none >= 0 ? x->rc_none * nz + z : -1;
             if (vn >= 0) {
-                eval_one(x, w, &s, &e, ci, im, vn, nz, 1);
+                eval_one(x, w, s, &e, ci, im, vn, nz, 1);
                 ub = e.r.tokens_per_s;
             }
             if (prune && !x->no_bound && ub < thr) {
@@ -178,7 +180,7 @@ static void run_chain(const plan_ctx *x, int ci, plan_worker *w, double thr) {
             }
             for (int r = 0; r < x->n_rc; r++) {
                 int v = r * nz + z;
-                if (v != vn && v != light) eval_one(x, w, &s, &e, ci, im, v, nz, 1);
+                if (v != vn && v != light) eval_one(x, w, s, &e, ci, im, v, nz, 1);
             }
         }
         if (light_fits && !twin_fits(x, w, light, nz)) plan_topk_add(&w->top, &le);
@@ -327,13 +329,16 @@ umoe_status plan_search(const spec_model *m, const spec_cluster *c_in, const pla
                   o->no_bound, eval, {0}};
     x.opt.causal_half = o->causal_half;
     x.opt.detailed = 0;
+    sim_model_pre pre; /* the model's parameter and FLOP counts, once per search instead of once per call */
+    sim_model_pre_init(&pre, m, o->causal_half);
+    x.opt.pre = &pre;
 
     int nt = o->threads > 1 ? o->threads : 1;
 #ifndef UMOE_OPENMP
     nt = 1;
 #endif
     plan_worker *w = umoe_calloc((size_t)nt, sizeof *w, "plan workers");
-    for (int t = 0; t < nt; t++) plan_topk_init(&w[t].top, cap), w[t].min_peak = 1e300;
+    for (int t = 0; t < nt; t++) plan_topk_init(&w[t].top, cap), w[t].min_peak = 1e300, w[t].s = base;
     plan_topk all;
     plan_topk_init(&all, cap);
     umoe_progress prog;

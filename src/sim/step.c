@@ -5,10 +5,14 @@
  * allocates nothing, writes no file and logs nothing: the planner calls it millions of times per second.
  * Equations and sources: docs/cost-model.md ("Step assembly", "Pipeline", "Data parallel", "Memory"). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "cost.h"
 
 #define SIM_MAX_STAGES 1024 /* = the pipeline result's per-device arrays */
+
+/* add() and lin2() name every field of sim_cost: a new field must be added to both */
+_Static_assert(sizeof(sim_cost) == 15 * sizeof(double), "add() and lin2() must list every field of sim_cost");
 
 static void add(sim_cost *a, const sim_cost *b, double k) {
     a->fwd += k * b->fwd; a->bwd += k * b->bwd; a->bwd_w += k * b->bwd_w; a->gemm_fwd += k * b->gemm_fwd;
@@ -16,6 +20,18 @@ static void add(sim_cost *a, const sim_cost *b, double k) {
     a->cp_bwd += k * b->cp_bwd; a->ep_fwd += k * b->ep_fwd; a->ep_bwd += k * b->ep_bwd;
     a->params_dense += k * b->params_dense; a->params_expert += k * b->params_expert;
     a->off_fwd += k * b->off_fwd; a->off_bwd += k * b->off_bwd;
+}
+
+/* a = ka x b + kb x c, field by field */
+static void lin2(sim_cost *a, const sim_cost *b, double kb, const sim_cost *c, double kc) {
+    a->fwd = kb * b->fwd + kc * c->fwd; a->bwd = kb * b->bwd + kc * c->bwd; a->bwd_w = kb * b->bwd_w + kc * c->bwd_w;
+    a->gemm_fwd = kb * b->gemm_fwd + kc * c->gemm_fwd; a->rc = kb * b->rc + kc * c->rc;
+    a->tp_fwd = kb * b->tp_fwd + kc * c->tp_fwd; a->tp_bwd = kb * b->tp_bwd + kc * c->tp_bwd;
+    a->cp_fwd = kb * b->cp_fwd + kc * c->cp_fwd; a->cp_bwd = kb * b->cp_bwd + kc * c->cp_bwd;
+    a->ep_fwd = kb * b->ep_fwd + kc * c->ep_fwd; a->ep_bwd = kb * b->ep_bwd + kc * c->ep_bwd;
+    a->params_dense = kb * b->params_dense + kc * c->params_dense;
+    a->params_expert = kb * b->params_expert + kc * c->params_expert;
+    a->off_fwd = kb * b->off_fwd + kc * c->off_fwd; a->off_bwd = kb * b->off_bwd + kc * c->off_bwd;
 }
 
 /* Micro-batches (in units of one micro-batch through the whole stage) whose activations stage `st` holds
@@ -30,6 +46,175 @@ static double inflight(spec_schedule sc, int pp, int vpp, int st, int n_mb) {
     default: f = pp - st; break;
     }
     return f < n_mb ? f : n_mb;
+}
+
+/* Time of one micro-batch through one stage: forward + backward incl. recompute and exposed TP/CP/EP. */
+static double stage_time(const sim_cost *a) {
+    return a->fwd + a->tp_fwd + a->cp_fwd + a->ep_fwd + a->bwd + a->rc + a->tp_bwd + a->cp_bwd + a->ep_bwd
+           + a->off_fwd + a->off_bwd;
+}
+
+/* What the stages are assembled from: per-layer costs (dense, MoE), embedding, head, activation bytes. */
+typedef struct {
+    sim_cost cd, cm, ce, ch;
+    double act_d, act_m;
+    double off_d, off_m; /* activation offload: bytes each layer moves (cost_offload.c) */
+    int n_dense; /* dense layers, the first ones in model order */
+    int is_moe;
+} stage_parts;
+
+/* Stages st0 .. st0 + n - 1, all with the same cost: per micro-batch costs, activation bytes of one
+ * micro-batch, logits + head-input bytes, MoE layers (dispatch buffers when > 0). */
+typedef struct {
+    int st0, n;
+    sim_cost c;
+    double act, extra;
+    double off, offmax; /* offloaded bytes of one micro-batch: sum, largest layer */
+    int nm;
+} stage_group;
+
+/* Adds what the last chunk carries besides its layers: the LM head and loss, the tied head's copy of the
+ * embedding, the MTP modules, the fp32 logits and the head input. */
+static void add_last_chunk(const spec_model *m, const sim_geom *g, const stage_parts *k, stage_group *gr) {
+    sim_cost *sc = &gr->c;
+    add(sc, &k->ch, 1);
+    if (m->tied && g->pp > 1) sc->params_dense += (double)m->V * m->C / g->tp; /* head copy of the embedding */
+    if (m->mtp > 0) {
+        sim_cost hd = k->ch;
+        hd.params_dense = 0; /* MTP passes share the head */
+        add(sc, k->is_moe ? &k->cm : &k->cd, m->mtp);
+        add(sc, &hd, m->mtp);
+        sc->params_dense += m->mtp * (2.0 * m->C * m->C + 2 * m->C);
+        gr->act += m->mtp * (k->is_moe ? k->act_m : k->act_d);
+        double off1 = k->is_moe ? k->off_m : k->off_d;
+        gr->off += m->mtp * off1;
+        if (off1 > gr->offmax) gr->offmax = off1;
+        if (k->is_moe) gr->nm += m->mtp;
+    }
+    gr->extra += 4.0 * g->t * m->V / g->tp + 2.0 * g->t_sp * m->C; /* fp32 logits + head input */
+}
+
+/* Reference assembly: every chunk in turn, one group per stage (pp groups). Fills chunks[] (each chunk's own
+ * cost) when not NULL: the detailed path's event simulation needs them. Also covers strategies with pp or vpp
+ * below 1 (unchecked input: plain even split with the remainder up front). */
+static int stages_by_chunk(const spec_model *m, const spec_strategy *s, const sim_geom *g, const stage_parts *k,
+                           stage_group *grp, sim_cost *chunks) {
+    int pp = g->pp, n_chunks = pp * g->vpp;
+    int chunk_ok = 1, tot = 0;
+    for (int ch = 0; ch < n_chunks && chunk_ok; ch++) tot += spec_chunk_layers(s, m, ch);
+    if (tot != m->L) chunk_ok = 0; /* unchecked strategy: plain even split with the remainder up front */
+    for (int st = 0; st < pp; st++) {
+        memset(&grp[st], 0, sizeof grp[st]);
+        grp[st].st0 = st;
+        grp[st].n = 1;
+    }
+    int l0 = 0;
+    for (int chn = 0; chn < n_chunks; chn++) {
+        int nl = chunk_ok ? spec_chunk_layers(s, m, chn) : m->L / n_chunks + (chn < m->L % n_chunks);
+        int nd = k->n_dense - l0;
+        if (nd < 0) nd = 0;
+        if (nd > nl) nd = nl;
+        int nm = nl - nd, st = chn % pp;
+        l0 += nl;
+        stage_group *gr = &grp[st];
+        sim_cost before = gr->c;
+        add(&gr->c, &k->cd, nd);
+        add(&gr->c, &k->cm, nm);
+        gr->act += nd * k->act_d + nm * k->act_m;
+        gr->nm += nm;
+        gr->off += nd * k->off_d + nm * k->off_m;
+        if (nd && k->off_d > gr->offmax) gr->offmax = k->off_d;
+        if (nm && k->off_m > gr->offmax) gr->offmax = k->off_m;
+        if (chn == 0) add(&gr->c, &k->ce, 1);
+        if (chn == n_chunks - 1) add_last_chunk(m, g, k, gr);
+        if (chunks) { /* detailed: this chunk's own cost = the stage sum's growth */
+            sim_cost *c1 = &chunks[chn];
+            memset(c1, 0, sizeof *c1);
+            add(c1, &gr->c, 1);
+            add(c1, &before, -1);
+        }
+    }
+    return pp;
+}
+
+/* Chunks c with c = st (mod pp) and c < x, among the n = pp x vpp chunks. As a function of st it steps down
+ * by one at st = x mod pp. */
+static int chunks_below(int x, int st, int pp, int vpp) {
+    if (x <= st) return 0;
+    int q = (x - st + pp - 1) / pp;
+    return q < vpp ? q : vpp;
+}
+
+
+/* Fast assembly in time independent of pp and vpp (the planner's path; docs/planner.md "Speed").
+ * spec_chunk_layers gives chunk c (of n = pp vpp) cl = ceil(L / n) layers, one fewer for the first a and
+ * the last b chunks (r = n cl - L chunks hold one fewer, taken alternately from the end and the start:
+ * b = ceil(r / 2) at the end, a = floor(r / 2) at the start). The first n_dense layers are dense: chunks
+ * 0 .. kd-1 entirely, chunk kd (when kd < n) with pd of its layers. Stage st holds the chunks st, st + pp,
+ * ...; its dense and MoE layer counts are sums of chunks_below() terms, which change only at a handful of
+ * stages (x mod pp for the x above, and stage 0 and pp-1 for the embedding and the head). Between those
+ * breakpoints the stages are identical: one group each, its cost computed once. tests/unit/test_sim_fast.c
+ * checks the result against stages_by_chunk on random strategies. */
+static int stages_grouped(const spec_model *m, const sim_geom *g, const stage_parts *k, stage_group *grp) {
+    int pp = g->pp, vpp = g->vpp, n = pp * vpp, L = m->L;
+    int cl = (L + n - 1) / n, r = n * cl - L, a = r / 2, b = r - a, nb = n - b;
+    int nd_all = k->n_dense;
+    int kd, pd = 0;
+    if (nd_all >= L) {
+        kd = n;
+    } else {
+        /* layers in chunks 0 .. x-1: S(x) = x cl - min(x, a) - max(0, x - nb); kd = the largest x with
+         * S(x) <= nd_all (S grows by cl - 1 per chunk below a and from nb on, by cl in between) */
+        if (a > 0 && nd_all < a * (cl - 1)) kd = nd_all / (cl - 1);
+        else if (nd_all < nb * cl - a) kd = a + (nd_all - a * (cl - 1)) / cl;
+        else kd = nb + (nd_all - (nb * cl - a)) / (cl - 1); /* here b > 0, so cl >= 2 */
+        pd = nd_all - (kd * cl - (kd < a ? kd : a) - (kd > nb ? kd - nb : 0));
+    }
+    int ka = kd < a ? kd : a, kb = kd < nb ? kd : nb;
+    /* breakpoints: the first stage of each group (stage pp ends the last one) */
+    const int bp[] = {1, pp - 1, a % pp, nb % pp, kd % pp, ka % pp, kb % pp, kd % pp + 1};
+    const int nbp = (int)(sizeof bp / sizeof *bp);
+    uint64_t mask = 0; /* pp <= 64: the breakpoints as bits, so the next one is a count of trailing zeros */
+    if (pp <= 64)
+        for (int i = 0; i < nbp; i++) mask |= bp[i] < pp ? (uint64_t)1 << bp[i] : 0;
+    int n_grp = 0;
+    for (int st = 0, end; st < pp; st = end) {
+        if (pp <= 64) {
+            uint64_t above = st < 63 ? mask >> (st + 1) : 0;
+            end = above ? st + 1 + __builtin_ctzll(above) : pp;
+        } else {
+            end = pp;
+            for (int i = 0; i < nbp; i++)
+                if (bp[i] > st && bp[i] < end) end = bp[i];
+        }
+        int c_kd = chunks_below(kd, st, pp, vpp);
+        int tot = vpp * cl - chunks_below(a, st, pp, vpp) - (vpp - chunks_below(nb, st, pp, vpp));
+        int nd = cl * c_kd - chunks_below(ka, st, pp, vpp) - (c_kd - chunks_below(kb, st, pp, vpp));
+        if (kd < n && kd % pp == st) nd += pd;
+        int nm = tot - nd;
+        stage_group *gr = &grp[n_grp++];
+        gr->st0 = st;
+        gr->n = end - st;
+        lin2(&gr->c, &k->cd, nd, &k->cm, nm);
+        gr->act = nd * k->act_d + nm * k->act_m;
+        gr->extra = 0;
+        gr->nm = nm;
+        gr->off = nd * k->off_d + nm * k->off_m;
+        gr->offmax = 0;
+        if (nd && k->off_d > gr->offmax) gr->offmax = k->off_d;
+        if (nm && k->off_m > gr->offmax) gr->offmax = k->off_m;
+        if (st == 0) add(&gr->c, &k->ce, 1);
+        if (st == pp - 1) add_last_chunk(m, g, k, gr);
+    }
+    return n_grp;
+}
+
+void sim_model_pre_init(sim_model_pre *p, const spec_model *m, int causal_half) {
+    memset(p, 0, sizeof *p);
+    p->m = m;
+    p->causal_half = causal_half;
+    spec_params_count(m, &p->pc);
+    spec_flops_count(m, causal_half, &p->fc);
 }
 
 void sim_result_free(sim_result *r) {
@@ -55,16 +240,23 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     memset(r->memory, 0, sizeof r->memory);
     r->pipeline.events = NULL; r->pipeline.n_events = 0;
 
-    /* ---- model-level counts */
-    /* model-level counts: the project's one definition (spec_params_count / spec_flops_count: model FLOPs,
-     * backward = 2 x forward, attention s^2 in full unless causal_half; MTP included) */
-    spec_params pc;
-    spec_flops fc;
-    spec_params_count(m, &pc);
-    spec_flops_count(m, o->causal_half, &fc);
-    r->params_total = pc.total;
-    r->params_active = pc.active;
-    double fwd_tok = fc.fwd_total;
+    /* ---- model-level counts: the project's one definition (spec_params_count / spec_flops_count: model FLOPs,
+     * backward = 2 x forward, attention s^2 in full unless causal_half; MTP included). A caller that simulates
+     * one model many times passes them precomputed (sim_options.pre, sim_model_pre_init). */
+    spec_params pc_own;
+    spec_flops fc_own;
+    const spec_params *pc = &pc_own;
+    const spec_flops *fc = &fc_own;
+    if (o->pre && o->pre->m == m && o->pre->causal_half == o->causal_half) {
+        pc = &o->pre->pc;
+        fc = &o->pre->fc;
+    } else {
+        spec_params_count(m, &pc_own);
+        spec_flops_count(m, o->causal_half, &fc_own);
+    }
+    r->params_total = pc->total;
+    r->params_active = pc->active;
+    double fwd_tok = fc->fwd_total;
     r->flops_per_token = 3.0 * fwd_tok;
     int n_mb = s->gbs / (s->mbs * g.dp);
     if (n_mb < 1) n_mb = 1;
@@ -74,87 +266,51 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     /* ---- layer kinds */
     int is_moe = m->E > 0;
     int n_dense_total = is_moe ? (m->first_k_dense < m->L ? m->first_k_dense : m->L) : m->L;
-    sim_cost cd, cm, ce, ch;
-    if (n_dense_total > 0) sim_layer_cost(m, h, s, o, &g, 0, &cd); else memset(&cd, 0, sizeof cd);
-    if (is_moe && n_dense_total < m->L) sim_layer_cost(m, h, s, o, &g, 1, &cm); else memset(&cm, 0, sizeof cm);
-    sim_embed_cost(m, h, s, &g, &ce);
-    sim_head_cost(m, h, s, o, &g, &ch);
-    double act_d = n_dense_total > 0 ? sim_layer_act_bytes(m, s, o, 0) : 0;
-    double act_m = is_moe ? sim_layer_act_bytes(m, s, o, 1) : 0;
+    stage_parts k;
+    if (n_dense_total > 0) sim_layer_cost(m, h, s, o, &g, 0, &k.cd); else memset(&k.cd, 0, sizeof k.cd);
+    if (is_moe && n_dense_total < m->L) sim_layer_cost(m, h, s, o, &g, 1, &k.cm); else memset(&k.cm, 0, sizeof k.cm);
+    sim_embed_cost(m, h, s, &g, &k.ce);
+    sim_head_cost(m, h, s, o, &g, &k.ch);
+    k.act_d = n_dense_total > 0 ? sim_layer_act_bytes(m, s, o, 0) : 0;
+    k.act_m = is_moe ? sim_layer_act_bytes(m, s, o, 1) : 0;
     /* activation offload (cost_offload.c): bytes each layer moves, and their exposed host-link time */
-    double off_d = sim_offload_bytes_of(m, s, act_d), off_m = sim_offload_bytes_of(m, s, act_m);
-    sim_offload_layer_cost(h, off_d, &cd);
-    sim_offload_layer_cost(h, off_m, &cm);
+    k.off_d = sim_offload_bytes_of(m, s, k.act_d);
+    k.off_m = sim_offload_bytes_of(m, s, k.act_m);
+    sim_offload_layer_cost(h, k.off_d, &k.cd);
+    sim_offload_layer_cost(h, k.off_m, &k.cm);
+    k.n_dense = n_dense_total;
+    k.is_moe = is_moe;
 
     /* ---- model chunks (pp x vpp, chunk c on stage c % pp, layers in model order, dense layers first; the
-     * split is spec_chunk_layers: even, or MindSpeed-style padding) -> per-stage sums */
+     * split is spec_chunk_layers: even, or MindSpeed-style padding) -> groups of identical stages */
     int pp = g.pp, n_chunks = pp * g.vpp;
-    int chunk_ok = 1, tot = 0;
-    for (int ch = 0; ch < n_chunks && chunk_ok; ch++) tot += spec_chunk_layers(s, m, ch);
-    if (tot != m->L) chunk_ok = 0; /* unchecked strategy: plain even split with the remainder up front */
-    sim_cost stage[SIM_MAX_STAGES];
-    double stage_act[SIM_MAX_STAGES], stage_extra[SIM_MAX_STAGES];
-    double stage_off[SIM_MAX_STAGES], stage_offmax[SIM_MAX_STAGES]; /* offloaded bytes: sum, largest layer */
-    int stage_nm[SIM_MAX_STAGES];
     if (pp > SIM_MAX_STAGES) return umoe_fail("sim: pp = %d exceeds %d stages", pp, SIM_MAX_STAGES);
-    memset(stage, 0, sizeof(sim_cost) * pp);
-    for (int st = 0; st < pp; st++) {
-        stage_act[st] = 0; stage_extra[st] = 0; stage_nm[st] = 0; stage_off[st] = 0; stage_offmax[st] = 0;
-    }
-    sim_cost hd = ch; hd.params_dense = 0;  /* MTP passes share the head */
+    stage_group grp[SIM_MAX_STAGES];
     sim_cost *chunks = NULL; /* per-chunk costs, detailed runs only (the fast path allocates nothing) */
     size_t chunks_bytes = sizeof(sim_cost) * (size_t)n_chunks;
     if (o->detailed) chunks = umoe_malloc(chunks_bytes, "sim chunk costs");
-    int l0 = 0;
-    for (int chn = 0; chn < n_chunks; chn++) {
-        int nl = chunk_ok ? spec_chunk_layers(s, m, chn) : m->L / n_chunks + (chn < m->L % n_chunks);
-        int nd = n_dense_total - l0;
-        if (nd < 0) nd = 0;
-        if (nd > nl) nd = nl;
-        int nm = nl - nd, st = chn % pp;
-        l0 += nl;
-        sim_cost *sc = &stage[st];
-        sim_cost before = *sc;
-        add(sc, &cd, nd);
-        add(sc, &cm, nm);
-        stage_act[st] += nd * act_d + nm * act_m;
-        stage_nm[st] += nm;
-        stage_off[st] += nd * off_d + nm * off_m;
-        if (nd && off_d > stage_offmax[st]) stage_offmax[st] = off_d;
-        if (nm && off_m > stage_offmax[st]) stage_offmax[st] = off_m;
-        if (chn == 0) add(sc, &ce, 1);
-        if (chn == n_chunks - 1) {
-            add(sc, &ch, 1);
-            if (m->tied && pp > 1) sc->params_dense += (double)m->V * m->C / g.tp; /* head copy of the embedding */
-            if (m->mtp > 0) {
-                add(sc, is_moe ? &cm : &cd, m->mtp);
-                add(sc, &hd, m->mtp);
-                sc->params_dense += m->mtp * (2.0 * m->C * m->C + 2 * m->C);
-                stage_act[st] += m->mtp * (is_moe ? act_m : act_d);
-                stage_off[st] += m->mtp * (is_moe ? off_m : off_d);
-                if ((is_moe ? off_m : off_d) > stage_offmax[st]) stage_offmax[st] = is_moe ? off_m : off_d;
-                if (is_moe) stage_nm[st] += m->mtp;
-            }
-            stage_extra[st] += 4.0 * g.t * m->V / g.tp + 2.0 * g.t_sp * m->C; /* fp32 logits + head input */
-        }
-        if (chunks) { /* detailed: this chunk's own cost = the stage sum's growth */
-            sim_cost *c1 = &chunks[chn];
-            memset(c1, 0, sizeof *c1);
-            add(c1, sc, 1);
-            add(c1, &before, -1);
-        }
-    }
+    int n_grp = !o->detailed && !o->reference_stages && s->pp >= 1 && s->vpp >= 1
+                    ? stages_grouped(m, &g, &k, grp)
+                    : stages_by_chunk(m, s, &g, &k, grp, chunks);
+
     double t_max = 0, t_sum = 0, f_sum = 0, b_sum = 0, w_sum = 0;
-    int worst_st = 0;
+    int worst_gi = 0;
     double mem_peak = -1, stage_b_worst = 0, stage_f_worst = 0;
     double zero1_d = s->zero1 ? g.dp * g.cp : 1, zero1_e = s->zero1 ? g.edp : 1;
-    for (int st = 0; st < pp; st++) {
-        const sim_cost *sc = &stage[st];
+    double mdisp_moe = 2.0 * (g.t / g.tp) * m->K * g.etp * g.imb * m->C * 2.0; /* MoE dispatch buffers: send+recv */
+    for (int gi = 0; gi < n_grp; gi++) {
+        /* every stage of a group has the same cost; the first of the group holds the most micro-batches in
+         * flight (inflight() never grows with the stage index), so it is the group's memory peak, and on ties
+         * the lowest stage wins, as a stage-by-stage scan with strict comparisons would pick */
+        const stage_group *gr = &grp[gi];
+        const sim_cost *sc = &gr->c;
+        int st = gr->st0;
+        double nst = gr->n;
         double t_f = sc->fwd + sc->tp_fwd + sc->cp_fwd + sc->ep_fwd + sc->off_fwd;
         double t_b = sc->bwd + sc->rc + sc->tp_bwd + sc->cp_bwd + sc->ep_bwd + sc->off_bwd;
         double ts = t_f + t_b;
-        t_sum += ts; f_sum += t_f; b_sum += t_b; w_sum += sc->bwd_w;
-        if (ts > t_max) { t_max = ts; worst_st = st; stage_f_worst = t_f; stage_b_worst = t_b; }
+        t_sum += nst * ts; f_sum += nst * t_f; b_sum += nst * t_b; w_sum += nst * sc->bwd_w;
+        if (ts > t_max) { t_max = ts; worst_gi = gi; stage_f_worst = t_f; stage_b_worst = t_b; }
 
         /* memory of this stage */
         double pd = sc->params_dense, pe = sc->params_expert;
@@ -163,21 +319,20 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         double mg = 4.0 * (pd + pe) * copies;
         double mo = s->offload_optimizer ? 0 : 12.0 * (pd / zero1_d + pe / zero1_e) * copies;
         double inf = inflight(s->schedule, pp, g.vpp, st, n_mb);
-        double act = stage_act[st];
-        double ma = s->offload_activations ? sim_offload_resident_bytes(act, stage_off[st], stage_offmax[st], inf)
-                                           : act * inf;
-        double mdisp = stage_nm[st] > 0 ? 2.0 * (g.t / g.tp) * m->K * g.etp * g.imb * m->C * 2.0 : 0; /* send+recv */
-        double total = mw + mg + mo + ma + mdisp + stage_extra[st] + h->mem_reserved;
+        double act = gr->act;
+        double ma = s->offload_activations ? sim_offload_resident_bytes(act, gr->off, gr->offmax, inf) : act * inf;
+        double mdisp = gr->nm > 0 ? mdisp_moe : 0;
+        double total = mw + mg + mo + ma + mdisp + gr->extra + h->mem_reserved;
         if (total > mem_peak) {
             mem_peak = total;
             r->worst_stage = st;
             r->inflight = inf;
             r->memory[SIM_M_WEIGHTS] = mw; r->memory[SIM_M_GRADS] = mg; r->memory[SIM_M_OPTIMIZER] = mo;
             r->memory[SIM_M_ACTIVATIONS] = ma; r->memory[SIM_M_DISPATCH] = mdisp;
-            r->memory[SIM_M_LOGITS] = stage_extra[st]; r->memory[SIM_M_RESERVED] = h->mem_reserved;
+            r->memory[SIM_M_LOGITS] = gr->extra; r->memory[SIM_M_RESERVED] = h->mem_reserved;
         }
     }
-    const sim_cost worst = stage[worst_st];
+    const sim_cost worst = grp[worst_gi].c;
     r->memory_peak_bytes = mem_peak;
     r->fits = mem_peak <= h->hbm_bytes;
     r->stage_fwd_s[0] = stage_f_worst; r->stage_bwd_s[0] = stage_b_worst;
@@ -201,13 +356,20 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
         /* DualPipe: device d runs stage d of one direction and stage pp-1-d of the other, half the micro-batches
          * each, so its work per micro-batch is the mean of the two stages */
         double dmax = 0;
-        for (int st = 0; st < pp; st++) {
-            const sim_cost *a = &stage[st], *b = &stage[pp - 1 - st];
-            double ta = a->fwd + a->tp_fwd + a->cp_fwd + a->ep_fwd + a->bwd + a->rc + a->tp_bwd + a->cp_bwd + a->ep_bwd
-                        + a->off_fwd + a->off_bwd;
-            double tb = b->fwd + b->tp_fwd + b->cp_fwd + b->ep_fwd + b->bwd + b->rc + b->tp_bwd + b->cp_bwd + b->ep_bwd
-                        + b->off_fwd + b->off_bwd;
-            if (0.5 * (ta + tb) > dmax) dmax = 0.5 * (ta + tb);
+        if (n_grp == pp) { /* one group per stage (the reference assembly): stage by stage */
+            for (int st = 0; st < pp; st++) {
+                double ta = stage_time(&grp[st].c), tb = stage_time(&grp[pp - 1 - st].c);
+                if (0.5 * (ta + tb) > dmax) dmax = 0.5 * (ta + tb);
+            }
+        } else { /* by runs of stages over which neither st's group nor its mirror pp-1-st's group changes */
+            for (int st = 0, i = 0, j = n_grp - 1; st < pp;) {
+                double ta = stage_time(&grp[i].c), tb = stage_time(&grp[j].c);
+                if (0.5 * (ta + tb) > dmax) dmax = 0.5 * (ta + tb);
+                int end_i = grp[i].st0 + grp[i].n, end_j = pp - grp[j].st0; /* first st leaving group i / j */
+                st = end_i < end_j ? end_i : end_j;
+                if (st >= end_i) i++;
+                if (st >= end_j) j--;
+            }
         }
         if (t_max > 0) busy_scale = dmax / t_max;
     }

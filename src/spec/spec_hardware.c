@@ -70,7 +70,17 @@ umoe_status spec_hardware_from_json(const void *obj, const char *file, spec_hard
     if (h->peak_fp16 < 0) h->peak_fp16 = h->peak_bf16;
     if (h->peak_fp32 < 0) h->peak_fp32 = 0;
     if (h->peak_fp8 < 0) h->peak_fp8 = 0;
-    return spec_hardware_validate(h, file);
+    if ((s = spec_hardware_validate(h, file))) return s;
+    spec_hardware_prepare(h);
+    return UMOE_OK;
+}
+
+void spec_hardware_prepare(spec_hardware *h) {
+    int n = h->n_gemm_eff < SPEC_EFF_MAX ? h->n_gemm_eff : SPEC_EFF_MAX;
+    for (int i = 0; i < n; i++) {
+        h->gemm_eff_lnr_src[i] = h->gemm_eff_flops[i];
+        h->gemm_eff_lnr[i] = i ? log(h->gemm_eff_flops[i] / h->gemm_eff_flops[i - 1]) : 0;
+    }
 }
 
 umoe_status spec_hardware_validate(const spec_hardware *h, const char *file) {
@@ -105,8 +115,8 @@ double spec_gemm_eff(const spec_hardware *h, double flops) {
     if (flops >= h->gemm_eff_flops[n - 1]) return h->gemm_eff[n - 1];
     int i = 1;
     while (h->gemm_eff_flops[i] < flops) i++;
-    double x0 = log10(h->gemm_eff_flops[i - 1]), x1 = log10(h->gemm_eff_flops[i]);
-    double t = (log10(flops) - x0) / (x1 - x0);
+    /* position between the points in log(flops): ln(flops / x0) / ln(x1 / x0) (the base cancels) */
+    double t = log(flops / h->gemm_eff_flops[i - 1]) / spec_gemm_eff_lnr(h, i);
     return h->gemm_eff[i - 1] + t * (h->gemm_eff[i] - h->gemm_eff[i - 1]);
 }
 
