@@ -7,6 +7,7 @@
 #ifndef UMOE_PLAN_H
 #define UMOE_PLAN_H
 #include <stdint.h>
+#include "umoe/json.h"
 #include "umoe/sim.h"
 
 /* The evaluator: sim_run in the shipped planner; tests may pass a cheap stand-in. Must be re-entrant
@@ -103,6 +104,9 @@ int plan_offload_variants(const spec_hardware *h, unsigned *rc, int n, int cap);
 /* "activation,norm" or "activation,norm+offload_act+offload_opt": the recompute policy and offloads of an
  * entry. */
 void plan_entry_policy_label(const plan_entry *e, char *out, size_t n);
+/* Writes the strategy fields (tp, cp, pp, vpp, ep, etp, dp, mbs, recompute, schedule, zero1, offload_*, a2a). */
+void plan_entry_json_fields(json_writer *w, const plan_entry *e);
+
 
 /* Enumerate the structural layouts (tp, cp, pp, vpp, ep, etp, dp) for `devices` that pass
  * spec_strategy_check (with base's other fields; tp and etp divide tp_max, the devices per node), in a fixed

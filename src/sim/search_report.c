@@ -67,6 +67,26 @@ void plan_report_table(FILE *f, const spec_model *m, const spec_cluster *c, cons
                "%.1f GiB.\n", r->overlap ? "on" : "off", c->hw.hbm_bytes / (1024.0 * 1024 * 1024));
 }
 
+/* The strategy fields of one entry (tp .. a2a), shared by the plan and sweep JSON reports. */
+void plan_entry_json_fields(json_writer *w, const plan_entry *e) {
+    char rc[256];
+    spec_recompute_format(e->recompute, rc, sizeof rc);
+    jw_int(w, "tp", e->tp);
+    jw_int(w, "cp", e->cp);
+    jw_int(w, "pp", e->pp);
+    jw_int(w, "vpp", e->vpp);
+    jw_int(w, "ep", e->ep);
+    jw_int(w, "etp", e->etp);
+    jw_int(w, "dp", e->dp);
+    jw_int(w, "mbs", e->mbs);
+    jw_str(w, "recompute", rc);
+    jw_str(w, "schedule", plan_schedule_name(e->schedule));
+    jw_bool(w, "zero1", e->zero1);
+    jw_bool(w, "offload_activations", e->offload_act);
+    jw_bool(w, "offload_optimizer", e->offload_opt);
+    jw_str(w, "a2a", plan_a2a_name(e->a2a));
+}
+
 void plan_report_json(FILE *f, const spec_model *m, const plan_result *r) {
     json_writer w;
     jw_begin(&w, f);
@@ -87,27 +107,12 @@ void plan_report_json(FILE *f, const spec_model *m, const plan_result *r) {
     jw_arr_open(&w, "strategies");
     for (int i = 0; i < r->n; i++) {
         const plan_entry *e = &r->best[i];
-        char rc[256];
-        spec_recompute_format(e->recompute, rc, sizeof rc);
         jw_obj_open(&w, NULL);
         jw_int(&w, "rank", i + 1);
-        jw_int(&w, "tp", e->tp);
+        plan_entry_json_fields(&w, e);
         jw_bool(&w, "sp", e->tp > 1);
-        jw_int(&w, "cp", e->cp);
-        jw_int(&w, "pp", e->pp);
-        jw_int(&w, "vpp", e->vpp);
-        jw_int(&w, "ep", e->ep);
-        jw_int(&w, "etp", e->etp);
-        jw_int(&w, "dp", e->dp);
-        jw_int(&w, "mbs", e->mbs);
         jw_int(&w, "gbs", r->gbs);
         jw_int(&w, "seq", r->seq);
-        jw_str(&w, "recompute", rc);
-        jw_str(&w, "schedule", plan_schedule_name(e->schedule));
-        jw_bool(&w, "zero1", e->zero1);
-        jw_bool(&w, "offload_activations", e->offload_act);
-        jw_bool(&w, "offload_optimizer", e->offload_opt);
-        jw_str(&w, "a2a", plan_a2a_name(e->a2a));
         jw_bool(&w, "overlap", r->overlap);
         jw_bool(&w, "detailed", i < r->detailed);
         const plan_sim *s = &e->r;

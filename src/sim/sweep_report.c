@@ -96,27 +96,12 @@ void sweep_report_json(FILE *f, const sweep_space *sp, const sweep_result *r, in
         jw_bool(&w, "fits", s->has_best);
         if (s->has_best) {
             const plan_entry *e = &s->best;
-            char rc[128];
-            spec_recompute_format(e->recompute, rc, sizeof rc);
             jw_num(&w, "tokens_per_s", e->r.tokens_per_s);
             jw_num(&w, "step_time_s", e->r.step_time_s);
             jw_num(&w, "mfu", e->r.mfu);
             jw_num(&w, "memory_peak_bytes", e->r.memory_peak_bytes);
             jw_obj_open(&w, "strategy");
-            jw_int(&w, "tp", e->tp);
-            jw_int(&w, "cp", e->cp);
-            jw_int(&w, "pp", e->pp);
-            jw_int(&w, "vpp", e->vpp);
-            jw_int(&w, "ep", e->ep);
-            jw_int(&w, "etp", e->etp);
-            jw_int(&w, "dp", e->dp);
-            jw_int(&w, "mbs", e->mbs);
-            jw_str(&w, "recompute", rc);
-            jw_str(&w, "schedule", plan_schedule_name(e->schedule));
-            jw_bool(&w, "zero1", e->zero1);
-            jw_bool(&w, "offload_activations", e->offload_act);
-            jw_bool(&w, "offload_optimizer", e->offload_opt);
-            jw_str(&w, "a2a", plan_a2a_name(e->a2a));
+            plan_entry_json_fields(&w, e);
             jw_obj_close(&w);
         } else {
             jw_null(&w, "tokens_per_s");
