@@ -18,6 +18,9 @@ void matmul_forward_naive(float *out, const float *in, const float *w, const flo
 /* din (N,C) += dout @ w; dw (O,C) += dout^T @ in; dbias (O) += sum_rows dout. */
 void matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
                      size_t N, size_t C, size_t O);
+/* The same with din overwritten (din = dout @ w) instead of accumulated; dw and dbias still accumulate. */
+void matmul_backward_set(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
+                         size_t N, size_t C, size_t O);
 void matmul_backward_naive(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
                            size_t N, size_t C, size_t O);
 

@@ -177,8 +177,7 @@ static void head_backward(umoe_model *m, float *dh, const float *fn, const float
     for (size_t n = 0; n < N; n++) m->dloss[n] = weight / (float)N;
     memset(m->dlogits, 0, N * V * sizeof(float));
     crossentropy_backward(m->dlogits, m->dloss, logits, targets, N, V);
-    memset(m->dtmp, 0, N * C * sizeof(float));
-    matmul_backward(m->dtmp, G(m->lm_head), NULL, m->dlogits, fn, P(m->lm_head), N, C, V);
+    matmul_backward_set(m->dtmp, G(m->lm_head), NULL, m->dlogits, fn, P(m->lm_head), N, C, V);
     rmsnorm_backward(dh, G(norm), m->dtmp, h, P(norm), rstd, N, C);
 }
 
@@ -266,8 +265,7 @@ static void backward(umoe_model *m, float grad_scale) {
         model_offload_before_backward(m, L + d);
         model_layer_recompute(m, w, &m->la[L + d], a->x, B, T);
         model_layer_backward(m, w, la, a->x, dcur, B, T, grad_scale);
-        memset(m->dcat, 0, N * 2 * C * sizeof(float));
-        matmul_backward(m->dcat, G(w->eh_proj), NULL, dcur, a->cat, P(w->eh_proj), N, 2 * C, C);
+        matmul_backward_set(m->dcat, G(w->eh_proj), NULL, dcur, a->cat, P(w->eh_proj), N, 2 * C, C);
         /* embedding half */
         for (size_t n = 0; n < N; n++) memcpy(m->dtmp + n * C, m->dcat + n * 2 * C, C * sizeof(float));
         memset(dcur, 0, N * C * sizeof(float));

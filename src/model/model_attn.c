@@ -145,8 +145,7 @@ static void mla_backward(umoe_model *m, const layer_w *w, const layer_act *a, la
         }
     }
     /* kv path */
-    memset(g->kv_n, 0, N * kvl * sizeof(float));
-    matmul_backward(g->kv_n, G(w->kv_b), NULL, g->kvb, a->kv_n, P(w->kv_b), N, kvl, H * bw);
+    matmul_backward_set(g->kv_n, G(w->kv_b), NULL, g->kvb, a->kv_n, P(w->kv_b), N, kvl, H * bw);
     memset(g->kv_lat, 0, N * kvl * sizeof(float));
     rmsnorm_backward(g->kv_lat, G(w->kv_a_norm), g->kv_n, a->kv_lat, P(w->kv_a_norm), a->kv_rstd, N, kvl);
     memset(g->kva, 0, N * kvw * sizeof(float));
@@ -158,8 +157,7 @@ static void mla_backward(umoe_model *m, const layer_w *w, const layer_act *a, la
     rope_backward(g->dq_pre, g->q, (size_t)B, (size_t)T, H, Dk, nope, rope, theta);
     if (d->q_lora > 0) {
         size_t ql = (size_t)d->q_lora;
-        memset(g->qa_n, 0, N * ql * sizeof(float));
-        matmul_backward(g->qa_n, G(w->q_b), NULL, g->dq_pre, a->qa_n, P(w->q_b), N, ql, H * Dk);
+        matmul_backward_set(g->qa_n, G(w->q_b), NULL, g->dq_pre, a->qa_n, P(w->q_b), N, ql, H * Dk);
         memset(g->qa, 0, N * ql * sizeof(float));
         rmsnorm_backward(g->qa, G(w->q_a_norm), g->qa_n, a->qa, P(w->q_a_norm), a->qa_rstd, N, ql);
         matmul_backward(g->n1, G(w->q_a), NULL, g->qa, a->n1, P(w->q_a), N, C, ql);
@@ -177,8 +175,7 @@ void model_attn_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, in
 
 void model_attn_backward(umoe_model *m, const layer_w *w, const layer_act *a, layer_act *g, int B, int T) {
     size_t N = (size_t)B * (size_t)T, HD = (size_t)m->d.H * (size_t)m->d.Dv;
-    memset(g->att, 0, N * HD * sizeof(float));
-    matmul_backward(g->att, G(w->wo), NULL, g->ao, a->att, P(w->wo), N, HD, (size_t)m->d.C);
+    matmul_backward_set(g->att, G(w->wo), NULL, g->ao, a->att, P(w->wo), N, HD, (size_t)m->d.C);
     if (m->d.mla) mla_backward(m, w, a, g, B, T);
     else gqa_backward(m, w, a, g, B, T);
 }

@@ -15,8 +15,8 @@ typedef struct { float *p, *m, *v; const float *g; float lr, b1, b2, eps, wd, bc
 
 static void update_range(void *ctx, size_t lo, size_t hi) {
     aw_args *a = ctx;
-    float *p = a->p, *m = a->m, *v = a->v;
-    const float *g = a->g;
+    float *restrict p = a->p, *restrict m = a->m, *restrict v = a->v;
+    const float *restrict g = a->g;
     float lr = a->lr, b1 = a->b1, b2 = a->b2, eps = a->eps, wd = a->wd, bc1 = a->bc1, bc2 = a->bc2;
 #pragma omp simd
     for (size_t i = lo; i < hi; i++) {

@@ -17,16 +17,31 @@ void matmul_forward(float *out, const float *in, const float *w, const float *bi
     nn_gemm(0, 1, N, O, C, 1.0f, in, C, w, C, beta, out, O);
 }
 
-void matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
-                     size_t N, size_t C, size_t O) {
-    if (N == 0 || O == 0) return;
-    if (din) nn_gemm(0, 0, N, C, O, 1.0f, dout, O, w, C, 1.0f, din, C);   /* (N,O) @ (O,C) */
+/* din_beta 1 accumulates into din, 0 overwrites it (same bits as accumulating into a zeroed din: sgemm with
+ * beta 0 clears C and then adds the product, so callers may drop their memset). */
+static void backward_impl(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
+                          size_t N, size_t C, size_t O, float din_beta) {
+    if (N == 0 || O == 0) {
+        if (din && din_beta == 0.0f) for (size_t i = 0; i < N * C; i++) din[i] = 0.0f;
+        return;
+    }
+    if (din) nn_gemm(0, 0, N, C, O, 1.0f, dout, O, w, C, din_beta, din, C);   /* (N,O) @ (O,C) */
     if (dw) nn_gemm(1, 0, O, C, N, 1.0f, dout, O, in, C, 1.0f, dw, C);    /* (O,N) @ (N,C) */
     if (dbias)
         for (size_t n = 0; n < N; n++) {
             const float *d = dout + n * O;
             for (size_t o = 0; o < O; o++) dbias[o] += d[o];
         }
+}
+
+void matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
+                     size_t N, size_t C, size_t O) {
+    backward_impl(din, dw, dbias, dout, in, w, N, C, O, 1.0f);
+}
+
+void matmul_backward_set(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *w,
+                         size_t N, size_t C, size_t O) {
+    backward_impl(din, dw, dbias, dout, in, w, N, C, O, 0.0f);
 }
 
 void matmul_forward_naive(float *out, const float *in, const float *w, const float *bias, size_t N, size_t C,
