@@ -255,8 +255,10 @@ umoe_status ep_moe_grad_sync(ep_moe *x, size_t bucket_floats, dist_sync_stats *s
 /* ---------------------------------------------------------------- dynamic expert placement over MPI
  * (src/dist/placement_move.c). Collective over d->ep: for every expert of MoE slot `slot` whose owner changes,
  * the old owner sends the expert's tensors of each block (flat blocks laid out like the model's params, e.g.
- * params, AdamW m, v) to the new owner (MPI_Isend/Irecv, tag = expert id). bytes_sent: this rank's bytes. */
-umoe_status dist_placement_move(const dist_ctx *d, const umoe_model *m, int slot, const int32_t *owner_old,
+ * params, AdamW m, v) to the new owner (MPI_Isend/Irecv, tag = expert id). bytes_sent: this rank's bytes.
+ * An expert-sharded model (model_init_sharded) receives an expert into the slot of one leaving it (swap
+ * semantics; model_expert_rebind renames the slot); a full model receives it in place. */
+umoe_status dist_placement_move(const dist_ctx *d, umoe_model *m, int slot, const int32_t *owner_old,
                                 const int32_t *owner_new, float *const *blocks, int n_blocks, uint64_t *bytes_sent);
 typedef struct {
     int interval;         /* N: decide every N steps; 0 = off (loads and imbalance are still measured) */
