@@ -224,7 +224,8 @@ umoe_status dist_allreduce_sum_f64(double *x, size_t n, MPI_Comm comm);
  * dispatch the grouped token-assignment rows to the ranks owning the experts (flat or hierarchical), run
  * model_experts_* on the local experts, combine the outputs back; backward reuses the layer's plan. With the
  * spec's aux_scope == SPEC_AUX_EP_GROUP it also sums the aux-loss statistics over the EP group.
- * The model keeps every expert's weights on every rank; only the owners' are used and get grads. */
+ * Works on a full model (model_init: every expert on every rank, only the owners' used) and on an
+ * expert-sharded one (model_init_sharded: only this rank's experts, in slots; model_experts_* map ids). */
 #include "umoe/model.h"
 typedef struct ep_moe ep_moe;
 umoe_status ep_moe_init(ep_moe **x, const dist_ctx *d, umoe_model *m, ep_a2a_kind kind);
