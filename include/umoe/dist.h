@@ -224,7 +224,8 @@ umoe_status dist_allreduce_sum_f64(double *x, size_t n, MPI_Comm comm);
  * dispatch the grouped token-assignment rows to the ranks owning the experts (flat or hierarchical), run
  * model_experts_* on the local experts, combine the outputs back; backward reuses the layer's plan. With the
  * spec's aux_scope == SPEC_AUX_EP_GROUP it also sums the aux-loss statistics over the EP group.
- * The model keeps every expert's weights on every rank; only the owners' are used and get grads. */
+ * Works on a full model (model_init: every expert on every rank, only the owners' used) and on an
+ * expert-sharded one (model_init_sharded: only this rank's experts, in slots; model_experts_* map ids). */
 #include "umoe/model.h"
 typedef struct ep_moe ep_moe;
 umoe_status ep_moe_init(ep_moe **x, const dist_ctx *d, umoe_model *m, ep_a2a_kind kind);
@@ -255,8 +256,10 @@ umoe_status ep_moe_grad_sync(ep_moe *x, size_t bucket_floats, dist_sync_stats *s
 /* ---------------------------------------------------------------- dynamic expert placement over MPI
  * (src/dist/placement_move.c). Collective over d->ep: for every expert of MoE slot `slot` whose owner changes,
  * the old owner sends the expert's tensors of each block (flat blocks laid out like the model's params, e.g.
- * params, AdamW m, v) to the new owner (MPI_Isend/Irecv, tag = expert id). bytes_sent: this rank's bytes. */
-umoe_status dist_placement_move(const dist_ctx *d, const umoe_model *m, int slot, const int32_t *owner_old,
+ * params, AdamW m, v) to the new owner (MPI_Isend/Irecv, tag = expert id). bytes_sent: this rank's bytes.
+ * An expert-sharded model (model_init_sharded) receives an expert into the slot of one leaving it (swap
+ * semantics; model_expert_rebind renames the slot); a full model receives it in place. */
+umoe_status dist_placement_move(const dist_ctx *d, umoe_model *m, int slot, const int32_t *owner_old,
                                 const int32_t *owner_new, float *const *blocks, int n_blocks, uint64_t *bytes_sent);
 typedef struct {
     int interval;         /* N: decide every N steps; 0 = off (loads and imbalance are still measured) */

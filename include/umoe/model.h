@@ -40,6 +40,13 @@ typedef struct umoe_model umoe_model; /* opaque; see src/model */
 /* Allocate parameters, grads and activations for batches up to B x T (T <= spec->T). Initialise weights
  * (TinyInit or spec->init_std) from seed. */
 umoe_status model_init(umoe_model **m, const spec_model *s, int B, int T, uint64_t seed);
+/* Expert-sharded variant (expert parallelism, src/dist): the flat params / grads blocks hold the dense tensors
+ * plus n_local routed-expert SLOTS per MoE layer instead of all E experts. slot_expert (n_moe, n_local): the
+ * logical expert each slot holds (NULL: slot j holds expert j). The tensor table lists only the held experts,
+ * named and tagged (model_tensor.expert) by their logical id. Weights are the same numbers a full model of
+ * the same seed has for those experts. n_local <= 0 or n_local == E with NULL: exactly model_init. */
+umoe_status model_init_sharded(umoe_model **m, const spec_model *s, int B, int T, uint64_t seed, int n_local,
+                               const int32_t *slot_expert);
 void model_free(umoe_model *m);
 const spec_model *model_spec(const umoe_model *m);
 float *model_params(umoe_model *m);
@@ -87,6 +94,15 @@ void model_experts_forward(umoe_model *m, int layer, int e0, int n_exp, const in
 void model_experts_backward(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
                             const float *gu, const float *act, const float *dout, float *din, float *dgu,
                             float *dact);
+
+/* Expert slots (model_init_sharded). model_experts_* take LOGICAL expert ids; experts e0..e0+n_exp-1 must be
+ * held in consecutive slots. */
+int model_n_local_experts(const umoe_model *m);                    /* slots per MoE layer (E unsharded) */
+int model_expert_slot(const umoe_model *m, int moe_slot, int expert); /* slot holding expert, -1 if not held */
+int model_slot_expert(const umoe_model *m, int moe_slot, int slot);   /* logical expert in slot */
+/* Slot `slot` of MoE layer moe_slot now holds `expert` (the caller moved its numbers there): updates the maps
+ * and renames / retags the slot's tensors. The expert it held before is no longer held (unless re-bound). */
+void model_expert_rebind(umoe_model *m, int moe_slot, int slot, int expert);
 
 /* Dispatch hooks. NULL (the default) computes all experts locally with model_experts_*. src/dist installs
  * ops that send rows to the ranks owning the experts, call model_experts_* there, and return the results. */

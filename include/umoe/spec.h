@@ -118,6 +118,10 @@ typedef struct {
     /* added for offload (additive; 0 = not given: the simulator then refuses strategies that offload) */
     double host_bw;          /* device <-> host link, bytes/s per device per direction, achieved (PCIe / HCCS) */
     double host_mem_bw;      /* host DRAM bandwidth available to one device's host-side optimizer, bytes/s */
+    /* added for the engine model (additive; 0 = not given: every element-wise kernel runs at hbm_bw x mem_eff) */
+    double cache_bw;         /* element-wise kernels on cache-resident arrays, bytes/s per device (umoe bench) */
+    double cache_bytes;      /* working set below which cache_bw applies (per-core L2), bytes */
+    double adamw_bw;         /* the engine's AdamW update over DRAM-sized arrays, bytes/s per device (28 B/param) */
     /* added for speed (additive): derived from gemm_eff_flops by spec_hardware_prepare, never read from or
      * written to JSON. gemm_eff_lnr[i] = ln(gemm_eff_flops[i] / gemm_eff_flops[i-1]) (i >= 1), valid while
      * gemm_eff_lnr_src[i-1..i] equal gemm_eff_flops[i-1..i]; the lookups recompute a ratio that is not valid,

@@ -94,6 +94,12 @@ typedef struct {
     double mem_eff;     /* median over swiglu, rmsnorm, adamw of bw_med / hbm_bw, clamped to (0, 1] */
     double phys_bytes;  /* sysconf physical memory of the host */
     double hbm_bytes;   /* phys_bytes / host_ranks */
+    /* cache-resident element-wise rate (additive): swiglu_forward and rmsnorm_forward on arrays that fit the
+     * per-core L2 (cache_n floats each), as the engine's small activations do */
+    size_t cache_n;          /* floats per array of the cache-resident runs */
+    double cache_bytes;      /* per-core L2 size reported by sysconf (0 unknown: no cache rate) */
+    bench_mem_kernel ck[2];  /* swiglu_forward, rmsnorm_forward on cache_n floats */
+    double cache_bw;         /* median of the two kernels' median rates, bytes/s (0 when not measured) */
 } bench_mem_result;
 umoe_status bench_membw_run(const bench_run *run, bench_mem_result *m);
 

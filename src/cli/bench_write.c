@@ -224,6 +224,21 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
         jw_num(w, "bw_med", k->bw_med);
         jw_obj_close(w);
     }
+    if (m->cache_bw > 0) {
+        jw_obj_open(w, "cache");
+        jw_num(w, "array_bytes", (double)m->cache_n * sizeof(float));
+        jw_num(w, "l2_bytes", m->cache_bytes);
+        for (int i = 0; i < 2; i++) {
+            const bench_mem_kernel *k = &m->ck[i];
+            jw_obj_open(w, k->name);
+            jw_num(w, "bytes", k->bytes);
+            put_stat(w, &k->t);
+            jw_num(w, "bw_best", k->bw_best);
+            jw_num(w, "bw_med", k->bw_med);
+            jw_obj_close(w);
+        }
+        jw_obj_close(w);
+    }
     jw_obj_close(w);
 
     const bench_comm_result *c = &b->comm;
@@ -270,6 +285,12 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
                          "rank of the host streaming at once");
     jw_str(&w, "mem_eff", "MEASURED: median over swiglu_forward, rmsnorm_forward, adamw_update of their median rate "
                           "/ hbm_bw (the engine's element-wise kernels)");
+    if (b->mem.cache_bw > 0)
+        jw_str(&w, "cache_bw, cache_bytes", "MEASURED: median over swiglu_forward, rmsnorm_forward of their median "
+                                            "rate on 256 KiB arrays (cache-resident); cache_bytes = sysconf per-core "
+                                            "L2 size, the working set below which the engine model uses cache_bw");
+    jw_str(&w, "adamw_bw", "MEASURED: adamw_update's median rate (28 bytes per parameter) on DRAM-sized arrays, "
+                           "every rank at once: the engine model's optimizer rate");
     snprintf(s, sizeof s, "sysconf physical memory (%.4g bytes) / %d rank(s) on this host", b->mem.phys_bytes,
              run->host_ranks);
     jw_str(&w, "hbm_bytes", s);
@@ -301,6 +322,11 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
     jw_arr_close(&w);
     jw_num(&w, "attn_eff", b->attn.eff);
     jw_num(&w, "mem_eff", b->mem.mem_eff);
+    jw_num(&w, "adamw_bw", b->mem.k[BENCH_MEM_ADAMW].bw_med);
+    if (b->mem.cache_bw > 0) {
+        jw_num(&w, "cache_bw", b->mem.cache_bw);
+        jw_num(&w, "cache_bytes", b->mem.cache_bytes);
+    }
     jw_num(&w, "comm_eff_intra", 1.0);
     jw_num(&w, "comm_eff_inter", 1.0);
     put_measurements(&w, run, b);

@@ -33,13 +33,16 @@ static void fatal(const char *where) {
     MPI_Abort(MPI_COMM_WORLD, UMOE_EXIT_FAIL);
 }
 
-static void set_contiguous(ep_slot *s, int X, int ep_rank) {
+/* one model_experts_* call is possible when the local experts have consecutive ids and sit in consecutive slots
+ * of the model's block (always in a full model with consecutive ids; in an expert-sharded model per its slot map) */
+static void set_contiguous(ep_slot *s, const umoe_model *m, int slot, int X, int ep_rank) {
     s->contiguous = 1;
-    int first = -1, j = 0;
+    int first = -1, first_sl = -1, j = 0;
     for (int e = 0; e < X; e++)
         if (s->owner[e] == ep_rank) {
-            if (first < 0) first = e;
-            s->contiguous &= e == first + j;
+            int sl = model_expert_slot(m, slot, e);
+            if (first < 0) { first = e; first_sl = sl; }
+            s->contiguous &= e == first + j && sl >= 0 && sl == first_sl + j;
             j++;
         }
 }
@@ -224,7 +227,7 @@ umoe_status ep_moe_init(ep_moe **out, const dist_ctx *d, umoe_model *m, ep_a2a_k
         if (st) { ep_moe_free(x); return st; }
         s->owner = umoe_malloc((size_t)d->n_experts * sizeof(int32_t), "ep moe owner");
         dist_placement_default(s->owner, d->n_experts, d->ep_size);
-        set_contiguous(s, d->n_experts, d->ep_rank);
+        set_contiguous(s, m, i, d->n_experts, d->ep_rank);
         s->tok.what = "ep moe token ids";
         s->recv.what = "ep moe recv rows";
         s->gu.what = "ep moe expert gate/up";
@@ -272,7 +275,7 @@ umoe_status ep_moe_set_placement(ep_moe *x, int slot, const int32_t *owner) {
     } else {
         dist_placement_default(s->owner, x->d->n_experts, x->d->ep_size);
     }
-    set_contiguous(s, x->d->n_experts, x->d->ep_rank);
+    set_contiguous(s, x->m, slot, x->d->n_experts, x->d->ep_rank);
     return UMOE_OK;
 }
 

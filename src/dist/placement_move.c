@@ -93,14 +93,10 @@ umoe_status dist_placer_observe(dist_placer *p, const double *load, double sec_p
     return UMOE_OK;
 }
 
-/* floats of one expert in one layer: the sum of its tensors' sizes */
-static size_t expert_floats(const umoe_model *m, int layer, int e) {
-    int n;
-    const model_tensor *t = model_tensors(m, &n);
-    size_t f = 0;
-    for (int i = 0; i < n; i++)
-        if (t[i].layer == layer && t[i].expert == e) f += t[i].numel;
-    return f;
+/* floats of one routed expert (gate + up + down, the same for every expert and layer) */
+static size_t expert_floats(const umoe_model *m) {
+    const spec_model *sp = model_spec(m);
+    return 3 * (size_t)sp->F_expert * (size_t)sp->C;
 }
 
 /* copy the expert's tensors of every block into buf (pack) or back (unpack), in tensor-table order */
@@ -117,14 +113,14 @@ static void expert_pack(const umoe_model *m, int layer, int e, float *const *blo
         }
 }
 
-umoe_status dist_placement_move(const dist_ctx *d, const umoe_model *m, int slot, const int32_t *owner_old,
+umoe_status dist_placement_move(const dist_ctx *d, umoe_model *m, int slot, const int32_t *owner_old,
                                 const int32_t *owner_new, float *const *blocks, int n_blocks, uint64_t *bytes_sent) {
     int X = d->n_experts, layer = model_moe_layer_index(m, slot), n_mv = 0;
     for (int e = 0; e < X; e++) n_mv += owner_old[e] != owner_new[e] && (owner_old[e] == d->ep_rank ||
                                                                          owner_new[e] == d->ep_rank);
     if (bytes_sent) *bytes_sent = 0;
     if (!n_mv) return UMOE_OK;
-    size_t per = expert_floats(m, layer, 0) * (size_t)n_blocks;
+    size_t per = expert_floats(m) * (size_t)n_blocks;
     if (per > (size_t)INT32_MAX) return umoe_fail("expert placement: one expert is %zu floats, above INT_MAX", per);
     float *buf = umoe_malloc((size_t)n_mv * per * sizeof(float), "placement move buffer");
     MPI_Request *req = umoe_malloc((size_t)n_mv * sizeof(MPI_Request), "placement move requests");
@@ -143,10 +139,23 @@ umoe_status dist_placement_move(const dist_ctx *d, const umoe_model *m, int slot
     }
     if (rc == MPI_SUCCESS) rc = MPI_Waitall(k, req, MPI_STATUSES_IGNORE);
     if (rc == MPI_SUCCESS) {
+        /* swap semantics: an arriving expert this model does not hold (expert-sharded) takes the slot of the
+         * next departing one (ascending ids); one it already holds (a full model) is overwritten in place */
+        int dep = 0;
         k = 0;
         for (int e = 0; e < X; e++) {
             if (owner_old[e] == owner_new[e]) continue;
-            if (owner_new[e] == d->ep_rank) expert_pack(m, layer, e, blocks, n_blocks, buf + (size_t)k * per, 1);
+            if (owner_new[e] == d->ep_rank) {
+                if (model_expert_slot(m, slot, e) < 0) {
+                    while (dep < X && !(owner_old[dep] == d->ep_rank && owner_new[dep] != d->ep_rank &&
+                                        model_expert_slot(m, slot, dep) >= 0))
+                        dep++;
+                    UMOE_ASSERT(dep < X); /* every rank holds the same number of experts */
+                    model_expert_rebind(m, slot, model_expert_slot(m, slot, dep), e);
+                    dep++;
+                }
+                expert_pack(m, layer, e, blocks, n_blocks, buf + (size_t)k * per, 1);
+            }
             if (owner_old[e] == d->ep_rank || owner_new[e] == d->ep_rank) k++;
         }
     }
@@ -163,7 +172,7 @@ umoe_status dist_placer_step(dist_placer *p, long step, float *const *blocks, in
     double pred[X];
     int32_t nw[X];
     dist_placement_policy pol = {p->cfg.min_cv_drop, p->sec_per_assign, p->cfg.bytes_per_sec,
-                                 (uint64_t)expert_floats(p->m, model_moe_layer_index(p->m, 0), 0) *
+                                 (uint64_t)expert_floats(p->m) *
                                      (uint64_t)n_blocks * sizeof(float),
                                  p->cfg.interval};
     for (int s = 0; s < p->n_slots; s++) {

@@ -76,14 +76,47 @@ static void derive_dims(umoe_model *m) {
 }
 
 umoe_status model_init(umoe_model **out, const spec_model *s, int B, int T, uint64_t seed) {
+    return model_init_sharded(out, s, B, T, seed, 0, NULL);
+}
+
+static int count_moe_layers(const spec_model *s) {
+    int n = 0;
+    for (int l = 0; l < s->L + s->mtp; l++) n += model_layer_is_moe(s, l);
+    return n;
+}
+
+umoe_status model_init_sharded(umoe_model **out, const spec_model *s, int B, int T, uint64_t seed, int n_local,
+                               const int32_t *slot_expert) {
     *out = NULL;
     umoe_status st = check_spec(s, B, T);
     if (st != UMOE_OK) return st;
+    int E = s->E > 0 ? s->E : 0, n_moe = count_moe_layers(s);
+    if (n_local <= 0 || E == 0) n_local = E;
+    if (n_local > E) return umoe_fail("model %s: %d local expert slots, above its %d experts", s->name, n_local, E);
+    size_t nm = (size_t)(n_moe > 0 ? n_moe : 1);
+    int32_t *se = umoe_malloc(nm * (size_t)(n_local > 0 ? n_local : 1) * sizeof(int32_t), "model slot experts");
+    int32_t *es = umoe_malloc(nm * (size_t)(E > 0 ? E : 1) * sizeof(int32_t), "model expert slots");
+    for (size_t l = 0; l < nm * (size_t)(E > 0 ? E : 1); l++) es[l] = -1;
+    for (int l = 0; l < n_moe; l++)
+        for (int j = 0; j < n_local; j++) {
+            int e = slot_expert ? slot_expert[(size_t)l * n_local + j] : j;
+            if (e < 0 || e >= E || es[(size_t)l * E + e] >= 0) {
+                umoe_free(se, nm * (size_t)(n_local > 0 ? n_local : 1) * sizeof(int32_t));
+                umoe_free(es, nm * (size_t)(E > 0 ? E : 1) * sizeof(int32_t));
+                return umoe_fail("model %s: MoE layer %d slot %d holds expert %d: not in 0..%d or held twice",
+                                 s->name, l, j, e, E - 1);
+            }
+            se[(size_t)l * n_local + j] = e;
+            es[(size_t)l * E + e] = j;
+        }
     umoe_model *m = umoe_calloc(1, sizeof *m, "model");
     m->s = *s;
     m->B = B;
     m->T = T;
     m->N = B * T;
+    m->n_local = n_local;
+    m->slot_expert = se;
+    m->expert_slot = es;
     derive_dims(m);
     model_layout_build(m);
     m->params = umoe_calloc(m->n_params, sizeof(float), "model parameters");
@@ -106,6 +139,9 @@ void model_free(umoe_model *m) {
     umoe_free(m->expert_load, nE * sizeof(int32_t));
     umoe_free(m->aux_coef, nE * sizeof(double));
     umoe_free(m->aux_ext_counts, nE * sizeof(double));
+    size_t nm = (size_t)(m->n_moe > 0 ? m->n_moe : 1);
+    umoe_free(m->slot_expert, nm * (size_t)(m->n_local > 0 ? m->n_local : 1) * sizeof(int32_t));
+    umoe_free(m->expert_slot, nm * (size_t)(m->d.E > 0 ? m->d.E : 1) * sizeof(int32_t));
     model_arena_free(m);
     umoe_free(m->params, m->n_params * sizeof(float));
     umoe_free(m->grads, m->n_params * sizeof(float));
@@ -291,4 +327,38 @@ static void backward(umoe_model *m, float grad_scale) {
 void model_forward_backward(umoe_model *m, const int32_t *tokens, int B, int T, float grad_scale, model_losses *out) {
     forward(m, tokens, B, T, out);
     backward(m, grad_scale);
+}
+
+/* ---- expert sharding ---------------------------------------------------------------------------------- */
+int model_n_local_experts(const umoe_model *m) { return m->n_local; }
+
+int model_expert_slot(const umoe_model *m, int moe_slot, int expert) {
+    if (moe_slot < 0 || moe_slot >= m->n_moe || expert < 0 || expert >= m->d.E) return -1;
+    return m->expert_slot[(size_t)moe_slot * (size_t)m->d.E + (size_t)expert];
+}
+
+int model_slot_expert(const umoe_model *m, int moe_slot, int slot) {
+    if (moe_slot < 0 || moe_slot >= m->n_moe || slot < 0 || slot >= m->n_local) return -1;
+    return m->slot_expert[(size_t)moe_slot * (size_t)m->n_local + (size_t)slot];
+}
+
+void model_expert_rebind(umoe_model *m, int moe_slot, int slot, int expert) {
+    UMOE_ASSERT(moe_slot >= 0 && moe_slot < m->n_moe && slot >= 0 && slot < m->n_local && expert >= 0 &&
+                expert < m->d.E);
+    size_t E = (size_t)m->d.E, nl = (size_t)m->n_local;
+    int old = m->slot_expert[(size_t)moe_slot * nl + (size_t)slot];
+    if (old >= 0 && m->expert_slot[(size_t)moe_slot * E + (size_t)old] == slot)
+        m->expert_slot[(size_t)moe_slot * E + (size_t)old] = -1;
+    m->slot_expert[(size_t)moe_slot * nl + (size_t)slot] = expert;
+    m->expert_slot[(size_t)moe_slot * E + (size_t)expert] = slot;
+    int layer = model_moe_layer_index(m, moe_slot);
+    const layer_w *w = &m->lw[layer];
+    size_t lo = w->experts + (size_t)slot * w->expert_stride, hi = lo + w->expert_stride;
+    static const char *const proj[3] = {"gate_proj", "up_proj", "down_proj"};
+    for (int i = 0, k = 0; i < m->n_tensors; i++) {
+        model_tensor *t = &m->tensors[i];
+        if (t->layer != layer || t->expert < 0 || t->offset < lo || t->offset >= hi) continue;
+        t->expert = expert;
+        snprintf(t->name, sizeof t->name, "model.layers.%d.mlp.experts.%d.%s.weight", layer, expert, proj[k++ % 3]);
+    }
 }

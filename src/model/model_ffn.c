@@ -33,11 +33,20 @@ void model_swiglu_mlp_backward(float *dx, float *dw_gu, float *dw_down, float *d
     matmul_backward(dx, dw_gu, NULL, dgu, x, w_gu, n, C, 2 * F);
 }
 
+/* float offset of expert e0's slot in layer w (logical id -> slot); e0..e0+n_exp-1 in consecutive slots */
+static size_t expert_off(const umoe_model *m, const layer_w *w, int e0, int n_exp) {
+    size_t E = (size_t)m->d.E;
+    int sl = m->expert_slot[(size_t)w->moe_slot * E + (size_t)e0];
+    UMOE_ASSERT(sl >= 0);
+    for (int j = 1; j < n_exp; j++) UMOE_ASSERT(m->expert_slot[(size_t)w->moe_slot * E + (size_t)(e0 + j)] == sl + j);
+    return w->experts + (size_t)sl * w->expert_stride;
+}
+
 void model_experts_fc1(umoe_model *m, int layer, int e0, int n_exp, const int32_t *offsets, const float *in,
                        float *gu, float *act) {
     const layer_w *w = &m->lw[layer];
     size_t C = (size_t)m->d.C, Fe = (size_t)m->d.Fe;
-    const float *we = m->params + w->experts + (size_t)e0 * w->expert_stride; /* expert e0's gate; up, down follow */
+    const float *we = m->params + expert_off(m, w, e0, n_exp); /* expert e0's gate; up, down follow */
     /* one sgemm per expert over its rows (nn moe_matmul); experts without rows are skipped there */
     moe_matmul_forward(gu, in, we, w->expert_stride, offsets, (size_t)n_exp, C, 2 * Fe);
     model_swiglu_rows(act, gu, (size_t)offsets[0], (size_t)offsets[n_exp], Fe);
@@ -49,7 +58,7 @@ void model_experts_forward(umoe_model *m, int layer, int e0, int n_exp, const in
     size_t C = (size_t)m->d.C, Fe = (size_t)m->d.Fe;
     UMOE_ASSERT(w->moe && e0 >= 0 && n_exp >= 0 && e0 + n_exp <= m->d.E);
     if (n_exp == 0 || offsets[n_exp] == offsets[0]) return;
-    const float *we = m->params + w->experts + (size_t)e0 * w->expert_stride;
+    const float *we = m->params + expert_off(m, w, e0, n_exp);
     model_experts_fc1(m, layer, e0, n_exp, offsets, in, gu, act);
     moe_matmul_forward(out, act, we + 2 * Fe * C, w->expert_stride, offsets, (size_t)n_exp, Fe, C);
 }
@@ -61,7 +70,7 @@ void model_experts_backward(umoe_model *m, int layer, int e0, int n_exp, const i
     size_t C = (size_t)m->d.C, Fe = (size_t)m->d.Fe;
     UMOE_ASSERT(w->moe && e0 >= 0 && n_exp >= 0 && e0 + n_exp <= m->d.E);
     if (n_exp == 0 || offsets[n_exp] == offsets[0]) return;
-    size_t off = w->experts + (size_t)e0 * w->expert_stride, r0 = (size_t)offsets[0], r1 = (size_t)offsets[n_exp];
+    size_t off = expert_off(m, w, e0, n_exp), r0 = (size_t)offsets[0], r1 = (size_t)offsets[n_exp];
     const float *we = m->params + off;
     float *ge = m->grads + off; /* zero-token experts: moe_matmul skips them, their grads receive nothing */
     memset(dact + r0 * Fe, 0, (r1 - r0) * Fe * sizeof(float));

@@ -110,6 +110,10 @@ struct umoe_model {
     float *dcat;                  /* (N,2C) */
     float *dlogits, *dloss;       /* (N,V), (N) */
     int32_t *expert_load;         /* (n_moe, E) token-assignments of the last call */
+    /* expert sharding (model_init_sharded): n_local expert slots per MoE layer (= E unsharded);
+     * slot_expert (n_moe, n_local) logical expert in each slot; expert_slot (n_moe, E) its slot or -1 */
+    int n_local;
+    int32_t *slot_expert, *expert_slot;
     /* aux-loss scope: when aux_ext_counts is set, f_i uses these counts (n_moe, E) over aux_ext_tokens */
     double *aux_ext_counts;
     double aux_ext_tokens;

@@ -3,7 +3,8 @@
  * Names follow HF DeepSeek-V3 (MLA, MoE, MTP as model.layers.{L+d}.*), Llama/Qwen2 for q/k/v_proj, and
  * Gemma-2 for the sandwich norms. The full mapping is in docs/engine-model.md and docs/formats.md.
  * Order in the block: embedding, layers 0..L-1, MTP modules, final norm, LM head. Within a MoE layer the
- * routed experts are contiguous and ordered by expert id (so an expert-parallel rank owns one range).
+ * routed experts are contiguous and ordered by expert slot: slot j holds logical expert j in a full model, or the
+ * expert that model_init_sharded / model_expert_rebind put there (tensors are named by that logical expert).
  * Does not: allocate the block or initialise values (model.c, model_init.c). */
 #include <stdio.h>
 #include <string.h>
@@ -85,14 +86,15 @@ static void layout_ffn(umoe_model *m, layer_w *w, const char *p, int l) {
         w->score_bias = addp(m, p, "mlp.gate.e_score_correction_bias", 1, (size_t)d->E, 0, -1, l);
     }
     w->expert_stride = 3 * (size_t)d->Fe * C;
-    for (int j = 0; j < d->E; j++) {
-        snprintf(name, sizeof name, "%smlp.experts.%d.gate_proj.weight", p, j);
-        size_t off = add(m, name, 2, (size_t)d->Fe, C, j, l);
+    for (int j = 0; j < m->n_local; j++) { /* slot j holds logical expert slot_expert[j] (= j unsharded) */
+        int e = m->slot_expert[(size_t)w->moe_slot * (size_t)m->n_local + (size_t)j];
+        snprintf(name, sizeof name, "%smlp.experts.%d.gate_proj.weight", p, e);
+        size_t off = add(m, name, 2, (size_t)d->Fe, C, e, l);
         if (j == 0) w->experts = off;
-        snprintf(name, sizeof name, "%smlp.experts.%d.up_proj.weight", p, j);
-        add(m, name, 2, (size_t)d->Fe, C, j, l);
-        snprintf(name, sizeof name, "%smlp.experts.%d.down_proj.weight", p, j);
-        add(m, name, 2, C, (size_t)d->Fe, j, l);
+        snprintf(name, sizeof name, "%smlp.experts.%d.up_proj.weight", p, e);
+        add(m, name, 2, (size_t)d->Fe, C, e, l);
+        snprintf(name, sizeof name, "%smlp.experts.%d.down_proj.weight", p, e);
+        add(m, name, 2, C, (size_t)d->Fe, e, l);
     }
     if (d->S > 0) {
         size_t Fs = (size_t)d->S * (size_t)d->Fe; /* HF fuses the S shared experts into one MLP of width S*Fe */

@@ -7,15 +7,19 @@
  *   attention forward 0.5 x 2 B T^2 H (Dk + Dv) / (peak x attn_eff) (bench's convention for attn_eff: the
  *             causal half of the full s^2 count), backward 2.5 x forward (FlashAttention-2, Dao 2023,
  *             sec. 3: 5 matmuls vs 2; the constant of src/sim/cost_layer.c);
- *   element-wise bytes / (hbm_bw x mem_eff) (bench: the rate of the engine's own element-wise kernels),
+ *   element-wise bytes / (hbm_bw x mem_eff) (bench: the rate of the engine's own element-wise kernels on
+ *             DRAM-sized arrays), or bytes / cache_bw when the call's bytes fit in cache_bytes (bench: the
+ *             same kernels on arrays inside the per-core L2; absent from the spec = the DRAM rate for all),
  *             backward moving twice the forward bytes (read the saved input and the output grad, write the
  *             input grad);
+ *   optimizer zero + clip 8 B/param at hbm_bw x mem_eff, AdamW 28 B per owned parameter at adamw_bw (bench:
+ *             adamw_update's median rate; absent = hbm_bw x mem_eff);
  *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures.
  * Several ranks on one host share its cores: a rank that needs `threads` cores gets
  * share = min(1, cores / (ranks x threads)) of them, so every compute and element-wise time is divided by
  * share (ranks time-slice the cores; the bench measured one rank per core).
- * Does not: model caches for element-wise kernels (one DRAM-measured rate, an over-estimate for activations
- * that stay in L2/L3), the time of an oversubscribed rank waiting inside a collective for a descheduled peer
+ * Does not: model an L3 level or whether a tensor is still in cache from the kernel before (one call's
+ * bytes against the L2 size decide), the time of an oversubscribed rank waiting inside a collective for a descheduled peer
  * (the measured alpha-beta figures are for one rank per core), load from other users of the machine,
  * offload, or the first step's one-off costs (buffer growth, page faults): the validation skips warm-up. */
 #include <math.h>
@@ -38,6 +42,7 @@
 typedef struct {
     const spec_hardware *h;
     double share, peak, bw;
+    double cache_bw, cache_bytes; /* element-wise rate on cache-resident arrays and the L2 size (0: none) */
     double fwd, bwd;            /* accumulated per step, seconds */
     double gemm, attn, ew;      /* fwd + bwd, by kind */
     double rc;                  /* recompute: forward time of the modules the policy frees */
@@ -57,7 +62,8 @@ static void gemm(acc *a, double n, double k, double o, double calls, int rc) {
     if (rc) a->rc += t;
 }
 static void ew(acc *a, double bytes, int rc) {
-    double t = bytes / (a->bw * a->share);
+    double rate = a->cache_bw > 0 && bytes <= a->cache_bytes ? a->cache_bw : a->bw;
+    double t = bytes / (rate * a->share);
     a->fwd += t;
     a->bwd += 2 * t;
     a->ew += 3 * t;
@@ -154,6 +160,10 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     a.share = fmin(1.0, cores / (R * threads));
     a.peak = h->peak_fp32 > 0 ? h->peak_fp32 : h->peak_bf16;
     a.bw = h->hbm_bw * (h->mem_eff > 0 ? h->mem_eff : 1.0);
+    if (h->cache_bw > 0 && h->cache_bytes > 0) {
+        a.cache_bw = h->cache_bw;
+        a.cache_bytes = h->cache_bytes;
+    }
     if (!(a.peak > 0) || !(a.bw > 0)) return umoe_fail("hardware %s: peak_fp32 and hbm_bw must be > 0", h->name);
     r->share = a.share;
     double B = (double)c->batch / R, T = c->T, N = B * T, C = s->C, V = s->V;
@@ -186,7 +196,9 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     double P = r->params / 4;
     double P_exp = (double)n_moe * s->E * p.expert;
     double P_owned = P - P_exp + P_exp / ep;
-    double t_opt = (8 * P + EW_ADAMW * P_owned) / (a.bw * a.share);
+    double opt_bw = h->adamw_bw > 0 ? h->adamw_bw : a.bw; /* bench: adamw_update's own rate (it is the slowest of
+                                                           * the element-wise kernels: 7 streams, sqrt, divide) */
+    double t_opt = (8 * P / a.bw + EW_ADAMW * P_owned / opt_bw) / a.share;
     /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
     double t_ep = 0, t_sync = 0;
     if (R > 1) {

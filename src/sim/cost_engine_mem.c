@@ -1,5 +1,6 @@
 /* cost_engine_mem.c - memory of one rank of OUR engine (`umoe train`): fp32 parameters, gradients and AdamW
- * m + v (16 bytes per parameter; every rank stores every expert, docs/dist.md "The model over EP"), the
+ * m + v (16 bytes per parameter; with --ep E a rank stores the dense part and experts / E of each MoE layer,
+ * docs/dist.md "Expert sharding"; the transient full copy at a checkpoint save / resume is not modelled), the
  * activation arena laid out as docs/engine-memory.md sec. 1 describes (resident region summed over layers,
  * shared region = one layer's freed buffers, fixed "other" part: gradient scratch, MTP, logits), the EP
  * per-slot buffers outside the arena (docs/dist.md), and the host tables (data file, loader permutation).
@@ -187,6 +188,12 @@ void sim_engine_memory(const spec_model *s, const sim_engine_config *c, sim_engi
     int R = c->ranks > 0 ? c->ranks : 1, ep = c->ep > 0 ? c->ep : 1;
     double Bl = (double)c->batch / R, N = Bl * c->T;
     double P = engine_params(s);
+    if (ep > 1 && s->E > 0) { /* expert sharding (docs/dist.md): a rank holds experts / ep of each MoE layer */
+        int n_moe_l = 0;
+        for (int l = 0; l < s->L + s->mtp; l++) n_moe_l += layer_is_moe(s, l);
+        double routed = (double)n_moe_l * s->E * 3.0 * s->F_expert * s->C;
+        P -= routed - routed / ep;
+    }
     r->params = 4 * P;
     r->grads = 4 * P;
     r->optimizer = 8 * P; /* AdamW m and v, fp32, for every parameter the rank stores */

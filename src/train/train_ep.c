@@ -3,6 +3,8 @@
  * summed over all ranks (dense) and over expert-DP groups (experts) and scaled by 1/R, a placement-invariant
  * global gradient norm, AdamW on the parameters this rank owns, dynamic expert placement, per-step EP metrics,
  * and checkpoints of the whole model written by world rank 0 after gathering every expert from its owner.
+ * With --ep E > 1 the model is expert-sharded (model_init_sharded: dense tensors + experts/E slots per MoE
+ * layer, AdamW m, v alike); a checkpoint save / resume goes through a transient full copy (docs/dist.md).
  *
  * Same math at any R and E (tested): every rank reads the same seeded order of windows and takes rows
  * [rank * B/R, (rank + 1) * B/R) of each global micro-batch (train_loader_next_shard); losses are means over ranks of per-rank means over
@@ -51,6 +53,7 @@ typedef struct {
     int n_t, n_moe, X;
     int *slot_of_layer;  /* (L + mtp + 1) MoE slot of a layer index, -1 for dense layers */
     int n_layers_tab;
+    int sharded;         /* the model holds only this rank's experts (model_init_sharded; E > 1) */
 } ep_run;
 
 /* Collective: the status some ranks saw becomes every rank's; the message of the lowest failing rank. */
@@ -114,23 +117,86 @@ static void scale_grads(ep_run *R, float s) {
     }
 }
 
-/* AdamW on dense tensors and the experts this rank owns (the others are stale copies, never used) */
+/* AdamW on dense tensors and the experts this rank owns (with --ep > 1 the model holds no others) */
 static void adamw_owned(ep_run *R, train_adamw *o, double lr, long step) {
     for (int i = 0; i < R->n_t; i++)
         if (tensor_kind(R, &R->t[i]) != 2)
             train_adamw_step(o, model_params(R->m), model_grads(R->m), &R->t[i], 1, lr, step);
 }
 
-/* Rank 0 of EP group 0 (world rank 0) receives every expert it does not own (weights, m, v) from its owner. */
-static umoe_status gather_experts(ep_run *R, train_adamw *o) {
-    if (R->d.ep_group != 0 || R->d.ep_size == 1) return UMOE_OK;
-    int32_t *to0 = umoe_calloc((size_t)R->X, sizeof(int32_t), "gather table");
-    float *blocks[3] = {model_params(R->m), o->m, o->v};
-    umoe_status st = UMOE_OK;
-    for (int s = 0; s < R->n_moe && !st; s++)
-        st = dist_placement_move(&R->d, R->m, s, ep_moe_owner(R->x, s), to0, blocks, 3, NULL);
-    umoe_free(to0, (size_t)R->X * sizeof(int32_t));
+/* A full (unsharded) copy of the model and its AdamW m, v, for the checkpoint's HF layout: batch 1 x 1 token,
+ * so its activations are small; its weights are overwritten. */
+static umoe_status full_copy_init(const spec_model *s, const train_opts *o, umoe_model **fm, train_adamw *fo) {
+    umoe_status st = model_init(fm, s, 1, 1, o->seed);
+    if (!st) train_adamw_init(fo, model_n_params(*fm), o->beta1, o->beta2, o->eps, o->wd);
     return st;
+}
+
+/* copy every tensor of table t (of block set a) that table u also has (by name) between the two block sets:
+ * to_full = 1 copies a -> b, else b -> a */
+static void copy_by_name(const model_tensor *t, int n, float *const *a, umoe_model *full, float *const *b,
+                         int to_full) {
+    for (int i = 0; i < n; i++) {
+        const model_tensor *f = model_tensor_find(full, t[i].name);
+        if (!f) continue;
+        for (int k = 0; k < 3; k++) {
+            float *x = a[k] + t[i].offset, *y = b[k] + f->offset;
+            memcpy(to_full ? y : x, to_full ? x : y, t[i].numel * sizeof(float));
+        }
+    }
+}
+
+static uint64_t full_hash(const umoe_model *fm) {
+    int n;
+    const model_tensor *t = model_tensors(fm, &n);
+    return train_shape_hash(t, n);
+}
+
+/* pack (or unpack) expert e of `layer` from the tensors of table t, in table order (gate, up, down), k blocks */
+static size_t pack_expert(const model_tensor *t, int n, int layer, int e, float *const *blocks, float *buf,
+                          int unpack) {
+    size_t w = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < n; i++) {
+            if (t[i].layer != layer || t[i].expert != e) continue;
+            if (unpack) memcpy(blocks[k] + t[i].offset, buf + w, t[i].numel * sizeof(float));
+            else memcpy(buf + w, blocks[k] + t[i].offset, t[i].numel * sizeof(float));
+            w += t[i].numel;
+        }
+    return w;
+}
+
+/* Checkpoint of an expert-sharded run: world rank 0 fills a full copy (fm, fo) with the dense tensors and its
+ * own experts, and receives every other expert (weights, m, v) from its owner in EP group 0, in (MoE slot,
+ * expert) order. Collective over EP group 0; the other ranks return at once. */
+static umoe_status gather_full(ep_run *R, train_adamw *o, umoe_model *fm, train_adamw *fo) {
+    if (R->d.ep_group != 0) return UMOE_OK;
+    const spec_model *sp = model_spec(R->m);
+    size_t per = 3 * 3 * (size_t)sp->F_expert * (size_t)sp->C;
+    float *buf = umoe_malloc(per * sizeof(float), "checkpoint expert buffer");
+    float *mine[3] = {model_params(R->m), o->m, o->v};
+    float *full[3] = {fm ? model_params(fm) : NULL, fo ? fo->m : NULL, fo ? fo->v : NULL};
+    int n_full = 0;
+    const model_tensor *ft = fm ? model_tensors(fm, &n_full) : NULL;
+    if (R->d.ep_rank == 0) copy_by_name(R->t, R->n_t, mine, fm, full, 1);
+    int rc = MPI_SUCCESS;
+    for (int s = 0; s < R->n_moe && rc == MPI_SUCCESS; s++) {
+        const int32_t *own = ep_moe_owner(R->x, s);
+        int layer = model_moe_layer_index(R->m, s);
+        for (int e = 0; e < R->X && rc == MPI_SUCCESS; e++) {
+            if (own[e] == 0) continue;
+            if (R->d.ep_rank == own[e]) {
+                size_t w = pack_expert(R->t, R->n_t, layer, e, mine, buf, 0);
+                rc = MPI_Send(buf, (int)w, MPI_FLOAT, 0, e, R->d.ep);
+            } else if (R->d.ep_rank == 0) {
+                rc = MPI_Recv(buf, (int)per, MPI_FLOAT, own[e], e, R->d.ep, MPI_STATUS_IGNORE);
+                if (rc == MPI_SUCCESS) pack_expert(ft, n_full, layer, e, full, buf, 1);
+            }
+        }
+    }
+    umoe_free(buf, per * sizeof(float));
+    if (rc != MPI_SUCCESS) return dist_mpi_fail(rc, "MPI_Send/Recv (checkpoint gather)", __FILE__, __LINE__);
+    return UMOE_OK;
 }
 
 /* the resume checks of train_loop.c that matter for reading the data the same way */
@@ -270,7 +336,19 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
     /* the loader holds B / R rows; train_loader_next_shard walks the R x B / R windows of one shared permutation */
     st = train_loader_init(&ld, &data, Bl, o->T, s->mtp, o->val_frac, o->seed ^ 0x6c6f61646572ULL);
     if ((st = agree(st, rank))) goto done;
-    st = model_init(&R.m, s, Bl, o->T, o->seed);
+    /* experts sharded over the EP group: this rank's slots hold experts ep_rank * X/E .. (the default placement) */
+    R.sharded = eo->ep > 1 && s->E > 0;
+    if (R.sharded) {
+        int nl = s->E / eo->ep, nm = 0;
+        for (int l = 0; l < s->L + s->mtp; l++) nm += s->E > 0 && l >= s->first_k_dense;
+        int32_t *map = umoe_malloc((size_t)(nm > 0 ? nm : 1) * (size_t)nl * sizeof(int32_t), "expert slot map");
+        for (int l = 0; l < nm; l++)
+            for (int j = 0; j < nl; j++) map[(size_t)l * nl + j] = R.d.ep_rank * nl + j;
+        st = model_init_sharded(&R.m, s, Bl, o->T, o->seed, nl, map);
+        umoe_free(map, (size_t)(nm > 0 ? nm : 1) * (size_t)nl * sizeof(int32_t));
+    } else {
+        st = model_init(&R.m, s, Bl, o->T, o->seed);
+    }
     if (!st) st = model_set_recompute(R.m, c->recompute); /* memory optimisations: docs/engine-memory.md */
     if (!st) st = model_set_offload(R.m, c->offload, c->offload_dir);
     if ((st = agree(st, rank))) goto done;
@@ -300,12 +378,24 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
         train_state_header hd;
         long wstep = 0;
         st = train_state_read(path, &hd, NULL);
-        if (!st) st = check_resume(c->resume_dir, &hd, o, shape_hash);
-        if (!st) st = train_checkpoint_load_weights(c->resume_dir, R.m, &wstep);
+        /* an expert-sharded run reads it into a full copy, then keeps its own experts and the dense tensors */
+        umoe_model *fm = NULL;
+        train_adamw fo = {0};
+        if (!st && R.sharded) st = full_copy_init(s, o, &fm, &fo);
+        if (!st) st = check_resume(c->resume_dir, &hd, o, R.sharded ? full_hash(fm) : shape_hash);
+        if (!st) st = train_checkpoint_load_weights(c->resume_dir, R.sharded ? fm : R.m, &wstep);
         if (!st && wstep != hd.step)
             st = umoe_fail("checkpoint %s is inconsistent: weights at step %ld, train_state.bin at step %ld",
                            c->resume_dir, wstep, hd.step);
-        if (!st) st = train_state_read(path, &hd, &opt);
+        if (!st) st = train_state_read(path, &hd, R.sharded ? &fo : &opt);
+        if (!st && R.sharded) {
+            float *mine[3] = {model_params(R.m), opt.m, opt.v}, *full[3] = {model_params(fm), fo.m, fo.v};
+            copy_by_name(R.t, R.n_t, mine, fm, full, 0);
+        }
+        if (fm) {
+            train_adamw_free(&fo);
+            model_free(fm);
+        }
         if ((st = agree(st, rank))) goto done;
         train_loader_seek(&ld, &hd.pos);
         step0 = hd.step;
@@ -460,16 +550,25 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
         r->last_loss = sm.loss;
         r->last_lm_loss = sm.lm_loss;
         if (c->out_dir && ((c->save_every > 0 && (step + 1) % c->save_every == 0) || last || stop || intr)) {
-            st = gather_experts(&R, &opt);
+            /* sharded: world rank 0 gathers every expert into a full copy and saves that */
+            umoe_model *fm = NULL;
+            train_adamw fo = {0};
+            if (R.sharded && rank == 0) st = full_copy_init(s, o, &fm, &fo);
+            if ((st = agree(st, rank))) goto done;
+            if (R.sharded) st = gather_full(&R, &opt, fm, &fo);
             if (!st && rank == 0) {
                 train_state_header hd = {0};
-                hd.shape_hash = shape_hash;
+                hd.shape_hash = R.sharded ? full_hash(fm) : shape_hash;
                 hd.spec_hash = spec_hash;
                 hd.step = step + 1;
-                hd.n_params = n_params;
+                hd.n_params = R.sharded ? model_n_params(fm) : n_params;
                 hd.pos = ld.pos;
                 hd.opts = *o;
-                st = train_checkpoint_save(c->out_dir, R.m, &opt, &hd);
+                st = train_checkpoint_save(c->out_dir, R.sharded ? fm : R.m, R.sharded ? &fo : &opt, &hd);
+            }
+            if (fm) {
+                train_adamw_free(&fo);
+                model_free(fm);
             }
             if ((st = agree(st, rank))) goto done;
             LOG_INFO("step %ld: checkpoint of the whole model (every expert) saved to %s", step + 1, c->out_dir);

@@ -39,6 +39,17 @@ if [ "$rc" -eq 0 ]; then echo "PASS engine: quick set exits 0"; else echo "FAIL 
 if [ -f "$tmp/local.json" ] && grep -q "measuring this machine first" "$tmp/err.txt"; then echo "PASS engine: missing spec measured by umoe bench"
 else echo "FAIL engine: the missing hardware spec was not measured"; fi
 expect_out "engine: measured spec loads" "peak_fp32" $UMOE bench --check "$tmp/local.json"
+# the cache-resident element-wise rate (when sysconf reports an L2 that holds the bench's 3 x 256 KiB arrays)
+python3 - "$tmp/local.json" "$(getconf LEVEL2_CACHE_SIZE 2>/dev/null)" <<'EOF2'
+import json, sys
+h = json.load(open(sys.argv[1]))
+l2 = int(sys.argv[2]) if sys.argv[2].isdigit() else 0
+if l2 >= 3 * 256 * 1024:
+    ok = h.get("cache_bytes") == l2 and h.get("cache_bw", 0) > 0 and "cache" in h["_measurements"]["memory"]
+    print(("PASS" if ok else "FAIL") + " engine: bench measured cache_bw (%s) for L2 %d" % (h.get("cache_bw"), l2))
+else:
+    print("PASS engine: no L2 size reported, no cache_bw (%s)" % h.get("cache_bw"))
+EOF2
 
 python3 - "$tmp/out.json" "$set_file" <<'EOF'
 import json, math, sys

@@ -108,8 +108,44 @@ static void test_time_model(void) {
     CHECK(sim_engine_run(&s, &h, &c, &hr) == UMOE_EINPUT, "batch 6 over 4 ranks refused");
 }
 
+/* cache_bw: element-wise calls whose bytes fit in cache_bytes run at cache_bw, the others at hbm_bw x mem_eff;
+ * GEMM and optimizer (parameters far larger than any cache in a real spec) are untouched. */
+static void test_cache_rate(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    spec_hardware h = hw();
+    sim_engine_config c;
+    memset(&c, 0, sizeof c);
+    c.ranks = 1; c.ep = 1; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    sim_engine_result dram, all, none, some;
+    CHECK(sim_engine_run(&s, &h, &c, &dram) == UMOE_OK, "no cache rate: %s", umoe_err);
+    h.cache_bw = 4 * h.hbm_bw * h.mem_eff;
+    h.cache_bytes = 1e12; /* every call fits */
+    CHECK(sim_engine_run(&s, &h, &c, &all) == UMOE_OK, "cache rate");
+    CHECK_CLOSE(all.elementwise_s, dram.elementwise_s / 4, 1e-9, 0, "all in cache: 4x the rate, 1/4 the time");
+    CHECK_CLOSE(all.gemm_s, dram.gemm_s, 1e-12, 0, "GEMM time unchanged");
+    CHECK_CLOSE(all.optimizer_s, dram.optimizer_s, 1e-12, 0, "optimizer stays at the DRAM rate");
+    h.cache_bytes = 1; /* nothing fits */
+    CHECK(sim_engine_run(&s, &h, &c, &none) == UMOE_OK, "tiny cache");
+    CHECK_CLOSE(none.elementwise_s, dram.elementwise_s, 1e-12, 0, "nothing fits: the DRAM rate");
+    h.cache_bytes = 8.0 * c.batch * c.T * s.C; /* one rmsnorm over the tokens fits, the logits do not */
+    CHECK(sim_engine_run(&s, &h, &c, &some) == UMOE_OK, "L2-sized cache");
+    CHECK(some.elementwise_s < dram.elementwise_s && some.elementwise_s > all.elementwise_s,
+          "part in cache: between (%g < %g < %g)", all.elementwise_s, some.elementwise_s, dram.elementwise_s);
+    h.cache_bw = 0; /* a spec without the field (older benches, presets): the DRAM rate everywhere */
+    CHECK(sim_engine_run(&s, &h, &c, &some) == UMOE_OK, "cache_bw 0");
+    CHECK_CLOSE(some.elementwise_s, dram.elementwise_s, 1e-12, 0, "cache_bw 0 = no cache rate");
+    /* adamw_bw: AdamW's 28 B/param at its own rate, zero + clip (8 B/param) stay at hbm_bw x mem_eff */
+    h.adamw_bw = h.hbm_bw * h.mem_eff / 2;
+    sim_engine_result o;
+    CHECK(sim_engine_run(&s, &h, &c, &o) == UMOE_OK, "adamw_bw");
+    CHECK_CLOSE(o.optimizer_s, dram.optimizer_s * (8 + 2 * 28) / 36.0, 1e-9, 0, "AdamW at half the rate");
+    CHECK_CLOSE(o.elementwise_s, dram.elementwise_s, 1e-12, 0, "adamw_bw leaves element-wise kernels alone");
+}
+
 int main(void) {
     (void)test_tokens;
+    RUN(test_cache_rate);
     RUN(test_arena_matches_engine);
     RUN(test_time_model);
     TEST_MAIN_END();
