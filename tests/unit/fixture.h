@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "umoe/common.h"
+#include "umoe/spec.h"
 
 typedef struct {
     char name[128];
@@ -121,4 +122,25 @@ static double fx_scalar(const fx_file *f, const char *name) {
     if (t->dtype == 1) return ((const int32_t *)t->data)[0];
     return ((const float *)t->data)[0];
 }
+
+/* The model spec a fixture was generated for (its cfg.* scalars); 0 when the config is unusable. */
+static int fx_build_spec(const fx_file *f, spec_model *s) {
+    memset(s, 0, sizeof *s);
+    umoe_strlcpy(s->name, "fixture", sizeof s->name);
+#define I(field) s->field = (int)fx_scalar(f, "cfg." #field)
+#define D(field) s->field = fx_scalar(f, "cfg." #field)
+    I(L); I(C); I(H); I(H_kv); I(head_dim); I(q_lora); I(kv_lora); I(qk_nope); I(qk_rope); I(v_head); I(F);
+    I(first_k_dense); I(E); I(E_shared); I(K); I(F_expert); I(V); I(tied); I(mtp); I(T); I(qkv_bias);
+    I(norm_topk); I(score_bias);
+    D(norm_eps); D(rope_theta); D(routed_scale); D(aux_alpha); D(z_loss); D(mtp_weight); D(init_std);
+#undef I
+#undef D
+    s->attn = (spec_attn_kind)(int)fx_scalar(f, "cfg.attn");
+    s->norm = (spec_norm_kind)(int)fx_scalar(f, "cfg.norm");
+    s->score = (spec_score_kind)(int)fx_scalar(f, "cfg.score");
+    s->ffn = SPEC_FFN_SWIGLU;
+    s->aux_scope = SPEC_AUX_MICRO;
+    return s->L > 0 && s->C > 0 && s->V > 0;
+}
+
 #endif

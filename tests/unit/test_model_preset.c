@@ -53,24 +53,6 @@ static void init_hashed(umoe_model *m, uint64_t seed) {
     }
 }
 
-static void build_spec(const fx_file *f, spec_model *s) {
-    memset(s, 0, sizeof *s);
-    umoe_strlcpy(s->name, "fixture", sizeof s->name);
-#define I(field) s->field = (int)fx_scalar(f, "cfg." #field)
-#define D(field) s->field = fx_scalar(f, "cfg." #field)
-    I(L); I(C); I(H); I(H_kv); I(head_dim); I(q_lora); I(kv_lora); I(qk_nope); I(qk_rope); I(v_head); I(F);
-    I(first_k_dense); I(E); I(E_shared); I(K); I(F_expert); I(V); I(tied); I(mtp); I(T); I(qkv_bias);
-    I(norm_topk); I(score_bias);
-    D(norm_eps); D(rope_theta); D(routed_scale); D(aux_alpha); D(z_loss); D(mtp_weight); D(init_std);
-#undef I
-#undef D
-    s->attn = (spec_attn_kind)(int)fx_scalar(f, "cfg.attn");
-    s->norm = (spec_norm_kind)(int)fx_scalar(f, "cfg.norm");
-    s->score = (spec_score_kind)(int)fx_scalar(f, "cfg.score");
-    s->ffn = SPEC_FFN_SWIGLU;
-    s->aux_scope = SPEC_AUX_MICRO;
-}
-
 /* the fixture was generated from the current preset file (all fields the model uses; T is the test's) */
 static void check_same_as_preset(const spec_model *fx) {
     spec_model p;
@@ -93,7 +75,7 @@ static void run_case(const char *name) {
     CHECK(fx_load(&f, path) == 0, "cannot load %s", path);
     if (!f.buf) return;
     spec_model s;
-    build_spec(&f, &s);
+    fx_build_spec(&f, &s);
     if (strcmp(name, "preset_sandwich") == 0) check_same_as_preset(&s);
     const fx_tensor *tk = fx_get(&f, "tokens");
     CHECK(tk && tk->ndim == 2, "tokens missing");
