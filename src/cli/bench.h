@@ -17,6 +17,7 @@
 #define BENCH_MAX_REPS 64   /* timed repetitions kept per item */
 #define BENCH_MAX_SHAPES 64 /* GEMM shapes in one grid */
 #define BENCH_MAX_SIZES 16  /* message sizes per collective */
+#define BENCH_MAX_RANKS 64  /* ranks whose compute speed is recorded */
 
 /* Repetitions and spread of one measured item (seconds per call). */
 typedef struct {
@@ -144,11 +145,20 @@ typedef struct {
     double wall_s;
     double phase_s[BENCH_PHASES]; /* wall seconds of each phase */
     double peak_lo, peak_hi, hbm_bw_lo, hbm_bw_hi; /* spread over ranks (= own figure without MPI) */
+    /* per rank: seconds of one pass over the compute-bound items, all ranks timing at the same moments
+     * (bench_work_s); rank_time_* = mean and max over ranks / rank 0's (1 without MPI) */
+    int n_rank_work;
+    double rank_work[BENCH_MAX_RANKS];
+    double rank_time_mean, rank_time_max;
     bench_gemm_result gemm;
     bench_attn_result attn;
     bench_mem_result mem;
     bench_comm_result comm;
 } bench_all;
+/* Seconds one pass over the compute-bound items takes on this rank: the GEMM grid's median times (one call
+ * of each shape), attention forward + backward, and the cache-resident element-wise kernels. Compared over
+ * ranks, it gives how much slower each core was while all ranks measured at once (rank_time_*). */
+double bench_work_s(const bench_all *b);
 /* The hardware JSON as text (caller frees with umoe_free(p, *len + 1)); *len its length. */
 char *bench_json(const bench_run *run, const bench_all *b, size_t *len);
 /* Parse the text back through spec_hardware_from_json (the simulator's loader), then write it atomically

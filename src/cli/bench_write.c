@@ -23,6 +23,13 @@
 
 const char *const bench_phase_names[BENCH_PHASES] = {"gemm", "attention", "memory", "comm"};
 
+double bench_work_s(const bench_all *b) {
+    double t = b->attn.fwd.med + b->attn.bwd.med;
+    for (int i = 0; i < b->gemm.n_shapes; i++) t += b->gemm.shape[i].t.med;
+    if (b->mem.cache_bw > 0) t += b->mem.ck[0].t.med + b->mem.ck[1].t.med;
+    return t;
+}
+
 static void put_stat(json_writer *w, const bench_stat *s) {
     jw_int(w, "reps", s->reps);
     jw_num(w, "t_min", s->min);
@@ -150,6 +157,17 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     for (int i = 0; i < BENCH_PHASES; i++) jw_num(w, bench_phase_names[i], b->phase_s[i]);
     jw_obj_close(w);
     jw_str(w, "stats", "per item: reps timed calls after one warm-up; t_min/t_med/t_max seconds per call");
+    jw_obj_open(w, "rank_work");
+    jw_str(w, "what", "per rank: seconds of one pass over the compute-bound items (one call of each GEMM shape at "
+                      "its median, attention forward + backward, the cache-resident element-wise kernels), all "
+                      "ranks timing at the same moments; rank_time_mean / rank_time_max = mean / max over ranks "
+                      "divided by rank 0's");
+    jw_arr_open(w, "seconds");
+    for (int i = 0; i < b->n_rank_work; i++) jw_num(w, NULL, b->rank_work[i]);
+    jw_arr_close(w);
+    jw_num(w, "rank_time_mean", b->rank_time_mean);
+    jw_num(w, "rank_time_max", b->rank_time_max);
+    jw_obj_close(w);
 
     const bench_gemm_result *g = &b->gemm;
     jw_obj_open(w, "gemm");
@@ -291,6 +309,11 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
                                             "L2 size, the working set below which the engine model uses cache_bw");
     jw_str(&w, "adamw_bw", "MEASURED: adamw_update's median rate (28 bytes per parameter) on DRAM-sized arrays, "
                            "every rank at once: the engine model's optimizer rate");
+    if (b->n_rank_work > 1)
+        jw_str(&w, "rank_time_mean, rank_time_max", "MEASURED: the compute-bound items' time on each rank (all ranks "
+                                                    "at once) / rank 0's, mean and max over ranks: a single process "
+                                                    "lands on any core, ranks that exchange every layer wait for the "
+                                                    "slowest");
     snprintf(s, sizeof s, "sysconf physical memory (%.4g bytes) / %d rank(s) on this host", b->mem.phys_bytes,
              run->host_ranks);
     jw_str(&w, "hbm_bytes", s);
@@ -323,6 +346,10 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
     jw_num(&w, "attn_eff", b->attn.eff);
     jw_num(&w, "mem_eff", b->mem.mem_eff);
     jw_num(&w, "adamw_bw", b->mem.k[BENCH_MEM_ADAMW].bw_med);
+    if (b->n_rank_work > 1) {
+        jw_num(&w, "rank_time_mean", b->rank_time_mean);
+        jw_num(&w, "rank_time_max", b->rank_time_max);
+    }
     if (b->mem.cache_bw > 0) {
         jw_num(&w, "cache_bw", b->mem.cache_bw);
         jw_num(&w, "cache_bytes", b->mem.cache_bytes);

@@ -95,6 +95,9 @@ static void print_summary(const char *out, const bench_run *run, const bench_all
     printf("  hbm_bw                  %8.2f GB/s (triad; ranks %.2f..%.2f), mem_eff %.3f\n", h->hbm_bw / 1e9,
            b->hbm_bw_lo / 1e9, b->hbm_bw_hi / 1e9, h->mem_eff);
     printf("  hbm_bytes               %8.2f GiB per device\n", h->hbm_bytes / (1u << 30));
+    if (b->n_rank_work > 1)
+        printf("  rank_time_mean, _max    %8.3f, %.3f (compute time of the %d ranks / rank 0's)\n", b->rank_time_mean,
+               b->rank_time_max, b->n_rank_work);
     printf("  intra_bw, intra_lat     %8.2f GB/s, %.3g us%s\n", h->intra_bw / 1e9, h->intra_lat * 1e6,
            b->comm.mpi ? " (MPI fit)" : " (one process: memcpy estimate and default latency)");
     printf("  inter_bw, inter_lat     %8.2f GB/s, %.3g us; devices_per_node %d\n", h->inter_bw / 1e9,
@@ -182,6 +185,9 @@ int cmd_bench(int argc, char **argv) {
     b.phase_s[BENCH_PHASE_MEM] = umoe_now() - tp;
     b.peak_lo = b.peak_hi = b.gemm.peak;
     b.hbm_bw_lo = b.hbm_bw_hi = b.mem.hbm_bw;
+    b.n_rank_work = 1;
+    b.rank_work[0] = s ? 0 : bench_work_s(&b);
+    b.rank_time_mean = b.rank_time_max = 1;
 #ifdef UMOE_MPI
     if (mpi) {
         int bad = s != UMOE_OK, any = 0;
@@ -192,6 +198,20 @@ int cmd_bench(int argc, char **argv) {
             MPI_Allreduce(v, lo, 2, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
             MPI_Allreduce(v, hi, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             b.peak_lo = lo[0], b.peak_hi = hi[0], b.hbm_bw_lo = lo[1], b.hbm_bw_hi = hi[1];
+            if (run.size <= BENCH_MAX_RANKS) { /* every rank's compute time at the same moments */
+                double mine = b.rank_work[0];
+                MPI_Allgather(&mine, 1, MPI_DOUBLE, b.rank_work, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+                b.n_rank_work = run.size;
+                double sum = 0, mx = 0;
+                for (int i = 0; i < run.size; i++) {
+                    sum += b.rank_work[i];
+                    if (b.rank_work[i] > mx) mx = b.rank_work[i];
+                }
+                if (b.rank_work[0] > 0) {
+                    b.rank_time_mean = sum / run.size / b.rank_work[0];
+                    b.rank_time_max = mx / b.rank_work[0];
+                }
+            }
             tp = umoe_now();
             s = bench_mpi_run(&run, &b.comm);
             b.phase_s[BENCH_PHASE_COMM] = umoe_now() - tp;
