@@ -431,7 +431,7 @@ int cmd_validate_engine(int argc, char **argv) {
         if (spec_resolve(hw, "hardware", p, sizeof p)) umoe_strlcpy(hw, p, sizeof hw);
     }
     if (!file_exists(hw) || bench) {
-        int rc = run_bench(hw, quick);
+        int rc = run_bench(hw, 0);
         if (rc) return rc;
     }
     spec_hardware h;
@@ -466,7 +466,7 @@ int cmd_validate_engine(int argc, char **argv) {
         engine_row *e = &S->rows[i];
         if (e->ranks > 1 && !have_mpirun()) continue;
         if (bench_each && i > 0) { /* the machine of this minute: the same load as the run that follows */
-            if ((rc = run_bench(hw, quick))) break;
+            if ((rc = run_bench(hw, 0))) break;
             if (spec_hardware_load(hw, &h)) { rc = cli_input_error(); break; }
         }
         run_one(S, e, tmp, data, cores);

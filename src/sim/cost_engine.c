@@ -16,13 +16,13 @@
  *             validation's early steps have a norm above the clip, their logs show it) at hbm_bw x mem_eff,
  *             AdamW 28 B per owned parameter at adamw_bw (bench:
  *             adamw_update's median rate; absent = hbm_bw x mem_eff);
- *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures.
+ *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures;
+ *             with more ranks than cores, + oversub_wait per collective (bench: two runnable ranks per core).
  * Several ranks on one host share its cores: a rank that needs `threads` cores gets
  * share = min(1, cores / (ranks x threads)) of them, so every compute and element-wise time is divided by
  * share (ranks time-slice the cores; the bench measured one rank per core).
  * Does not: model an L3 level or whether a tensor is still in cache from the kernel before (one call's
- * bytes against the L2 size decide), the time of an oversubscribed rank waiting inside a collective for a descheduled peer
- * (the measured alpha-beta figures are for one rank per core), load from other users of the machine,
+ * bytes against the L2 size decide), more than two runnable ranks per core, load from other users of the machine,
  * offload, or the first step's one-off costs (buffer growth, page faults): the validation skips warm-up. */
 #include <math.h>
 #include <string.h>
@@ -215,7 +215,7 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
                                                            * the element-wise kernels: 7 streams, sqrt, divide) */
     double t_opt = ((EW_ZERO + EW_NORM_READ + EW_CLIP) * P / a.bw + EW_ADAMW * P_owned / opt_bw) * a.slow / a.share;
     /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
-    double t_ep = 0, t_sync = 0;
+    double t_ep = 0, t_sync = 0, t_wait = 0;
     if (R > 1) {
         int rpn = c->ranks_per_node > 0 ? c->ranks_per_node : R;
         int k_ep = rpn < ep ? rpn : ep, k_w = rpn < R ? rpn : R;
@@ -230,6 +230,19 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
         t_sync = sim_allreduce_time(h, R, k_w, 4 * dense);
         if (R / ep > 1) t_sync += sim_allreduce_time(h, R / ep, 1, 4 * P_exp / ep);
         t_sync += 7 * sim_allreduce_time(h, R, k_w, 64); /* losses, grad norm, loads, stats, stop flag */
+        /* more runnable ranks than cores: each collective waits until the scheduler runs every participant
+         * (bench: oversub_wait, measured with two runnable ranks per core). The engine's collectives per step
+         * (src/dist/ep_plan.c, ep_exchange.c, src/train/train_ep.c): per MoE slot the plan's count exchange (1
+         * flat; 3 hierarchical), dispatch, combine and their two backward exchanges (one all-to-all each, two
+         * stages each when hierarchical) and the 2 load statistics; per step the gradient all-reduce and 7
+         * scalars. */
+        if (R * threads > cores && h->oversub_wait > 0 && ep > 1 && s->E > 0) {
+            int hier = c->hierarchical && k_ep < ep;
+            double per_slot = (hier ? 3 : 1) + (hier ? 8 : 4) + 2;
+            t_wait = (n_moe * per_slot + 8) * h->oversub_wait;
+        } else if (R * threads > cores && h->oversub_wait > 0) {
+            t_wait = 8 * h->oversub_wait;
+        }
     }
     r->gemm_s = a.gemm;
     r->attn_s = a.attn;
@@ -238,6 +251,7 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     r->optimizer_s = t_opt;
     r->ep_s = t_ep;
     r->sync_s = t_sync;
-    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_sync;
+    r->oversub_s = t_wait;
+    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_sync + t_wait;
     return UMOE_OK;
 }
