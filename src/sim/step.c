@@ -424,12 +424,16 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
      * it behind the last micro-batch's backward (and the first forward for the gather): Megatron-LM DDP. */
     double pd = worst.params_dense, pe = worst.params_expert;
     int ndp = g.dp * g.cp;
+    /* gradient bytes reduced: fp32 for bf16 (and fp8) runs, fp16 for fp16 runs (Megatron-LM arguments.py forces
+     * accumulate_allreduce_grads_in_fp32 only for bf16) */
+    const int fp16 = s->precision == SPEC_PREC_FP16;
+    double gb = fp16 ? 2.0 : 4.0;
     double t_rs, t_ag = 0;
     if (s->zero1) {
-        t_rs = sim_reducescatter_time(h, ndp, g.k_dp, 4.0 * pd) + sim_reducescatter_time(h, g.edp, g.k_edp, 4.0 * pe);
+        t_rs = sim_reducescatter_time(h, ndp, g.k_dp, gb * pd) + sim_reducescatter_time(h, g.edp, g.k_edp, gb * pe);
         t_ag = sim_allgather_time(h, ndp, g.k_dp, 2.0 * pd) + sim_allgather_time(h, g.edp, g.k_edp, 2.0 * pe);
     } else {
-        t_rs = sim_allreduce_time(h, ndp, g.k_dp, 4.0 * pd) + sim_allreduce_time(h, g.edp, g.k_edp, 4.0 * pe);
+        t_rs = sim_allreduce_time(h, ndp, g.k_dp, gb * pd) + sim_allreduce_time(h, g.edp, g.k_edp, gb * pe);
     }
     double t_dp = t_rs + t_ag;
     if (s->overlap_dp) {
@@ -438,8 +442,11 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     }
 
     /* ---- optimizer (memory bound over the parameters this device updates) */
+    /* Megatron-LM's mixed-precision optimizer step over the updated (ZeRO-1: this rank's shard) parameters, plus
+     * zeroing this device's whole main-grad buffer (cost.h, SIM_OPT_STEP_BYTES_* / SIM_OPT_ZERO_BYTES_*) */
     double p_opt = s->zero1 ? pd / ndp + pe / g.edp : pd + pe;
-    double t_opt = sim_mem_time(h, SIM_OPT_BYTES_PER_PARAM * p_opt);
+    double t_opt = sim_mem_time(h, (fp16 ? SIM_OPT_STEP_BYTES_FP16 : SIM_OPT_STEP_BYTES_BF16) * p_opt
+                                       + (fp16 ? SIM_OPT_ZERO_BYTES_FP16 : SIM_OPT_ZERO_BYTES_BF16) * (pd + pe));
     if (s->offload_optimizer) t_opt = sim_offload_optimizer_time(h, p_opt, t_opt); /* Adam on the host */
 
     double step = t_pipe + t_pp + t_dp + t_opt;
