@@ -204,13 +204,14 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
               res.breakdown[SIM_T_RECOMPUTE], res.breakdown[SIM_T_TP], res.breakdown[SIM_T_CP],
               res.breakdown[SIM_T_EP], res.breakdown[SIM_T_PP], res.breakdown[SIM_T_DP], res.breakdown[SIM_T_BUBBLE],
               res.breakdown[SIM_T_OPTIMIZER]);
-    if (getenv("UMOE_VALIDATE_LAYER")) { /* diagnostics: one layer's costs in ms */
+    { /* diagnostics (UMOE_LOG=debug): one layer's, the embedding's and the head's costs per micro-batch, ms */
         sim_geom g; sim_cost lc, ec, hc;
         sim_geom_init(&m, &c, &s, &g);
         sim_layer_cost(&m, &c.hw, &s, &opt, &g, m.E > 0, &lc);
         sim_embed_cost(&m, &c.hw, &s, &g, &ec);
         sim_head_cost(&m, &c.hw, &s, &opt, &g, &hc);
-        LOG_INFO("layer %s: fwd %.3f bwd %.3f gemm_f %.3f rc %.3f tp_f %.3f tp_b %.3f ep %.3f/%.3f | emb f %.3f b %.3f tp %.3f/%.3f | head f %.3f b %.3f tp %.3f/%.3f",
+        LOG_DEBUG("validate %s per micro-batch (ms): layer fwd %.3f bwd %.3f gemm_f %.3f rc %.3f tp_f %.3f tp_b %.3f ep %.3f/%.3f | emb f %.3f b %.3f tp %.3f/%.3f | "
+                  "head f %.3f b %.3f tp %.3f/%.3f",
                  o->id, lc.fwd*1e3, lc.bwd*1e3, lc.gemm_fwd*1e3, lc.rc*1e3, lc.tp_fwd*1e3, lc.tp_bwd*1e3, lc.ep_fwd*1e3, lc.ep_bwd*1e3,
                  ec.fwd*1e3, ec.bwd*1e3, ec.tp_fwd*1e3, ec.tp_bwd*1e3, hc.fwd*1e3, hc.bwd*1e3, hc.tp_fwd*1e3, hc.tp_bwd*1e3);
     }

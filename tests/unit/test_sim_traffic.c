@@ -92,10 +92,37 @@ static void test_tp_per_layer(void) {
     CHECK(r1.breakdown[SIM_T_TP] < r0.breakdown[SIM_T_TP], "overlap hides some TP time");
 }
 
+/* The optimizer step is Megatron-LM's mixed-precision optimizer over HBM: bf16 runs 38 bytes per updated
+ * parameter (grad-norm 4, Adam 28, master -> 16-bit copy 6) plus 4 per local parameter (zeroing the fp32
+ * main-grad buffer); fp16 runs 52 (+ fp16 -> fp32 grad cast 6, unscale and inf check 8) plus 2, and reduce
+ * fp16 gradients over DP (only bf16 forces fp32 reduction). ZeRO-1 shards the per-updated-parameter part. */
+static void test_optimizer_step_and_fp16_grads(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r;
+    fx_gpt(&m, 2, 1024, 16, 512);
+    fx_hw_simple(&c.hw); /* hbm 1 TB/s, mem_eff 1 */
+    c.devices = 8;
+    fx_strategy(&s, 1, 1, 8, 1, 8);
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    double p = r.params_total;
+    CHECK_CLOSE(r.breakdown[SIM_T_OPTIMIZER], (38.0 + 4.0) * p / 1e12, 1e-12, 0, "bf16: 42 B per parameter");
+    s.zero1 = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    CHECK_CLOSE(r.breakdown[SIM_T_OPTIMIZER], (38.0 * p / 8 + 4.0 * p) / 1e12, 1e-12, 0, "bf16 zero1: shard + zeroing");
+    s.zero1 = 0;
+    s.precision = SPEC_PREC_FP16;
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    CHECK_CLOSE(r.breakdown[SIM_T_OPTIMIZER], (52.0 + 2.0) * p / 1e12, 1e-12, 0, "fp16: 54 B per parameter");
+    CHECK_CLOSE(r.breakdown[SIM_T_DP], sim_allreduce_time(&c.hw, 8, 8, 2.0 * p), 1e-12, 0, "fp16 grads reduced");
+}
+
 int main(void) {
     RUN(test_dp_allreduce_sized_per_device);
     RUN(test_expert_dp_group);
     RUN(test_ep_volume);
     RUN(test_tp_per_layer);
+    RUN(test_optimizer_step_and_fp16_grads);
     TEST_MAIN_END();
 }
