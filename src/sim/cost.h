@@ -75,6 +75,12 @@ typedef struct {
 #define SIM_OPT_STEP_BYTES_FP16 52.0
 #define SIM_OPT_ZERO_BYTES_BF16 4.0
 #define SIM_OPT_ZERO_BYTES_FP16 2.0
+/* Megatron-Core's default gradient bucket: max(40M, 1M x DP size) parameters (megatron/core/distributed/
+ * distributed_data_parallel_config.py, bucket_size: "larger DP sizes need larger buckets to ensure collectives
+ * do not become latency-bound"). With overlap_dp the last gradient bucket and the first parameter bucket are
+ * exposed (step.c). */
+#define SIM_DP_BUCKET_MIN_PARAMS 40e6
+#define SIM_DP_BUCKET_PER_RANK 1e6
 /* offload_optimizer: bytes per updated parameter over the host link: fp32 main gradient down (4), bf16
  * parameter back up (2) (ZeRO-Offload, Ren et al. 2021, USENIX ATC, Sec. 4.1 data flow; fp32 gradients here
  * because this model keeps fp32 main gradients). */

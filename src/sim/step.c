@@ -438,6 +438,23 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
     double t_dp = t_rs + t_ag;
     if (s->overlap_dp) {
         double e1 = t_rs - stage_b_worst, e2 = t_ag - stage_f_worst;
+        /* Megatron-Core reduces the gradients bucket by bucket as the last micro-batch's backward completes them
+         * and gathers the parameters bucket by bucket ahead of the first forward: the bucket holding the first
+         * parameters (the input embedding with PP 1: its gradient is complete only when the backward ends, its
+         * parameters are needed before the forward starts) has nothing left to hide behind. Bucket size:
+         * max(40M, 1M x DP size) parameters, a parameter larger than that in a bucket of its own
+         * (megatron/core/distributed DistributedDataParallelConfig.bucket_size default). Dense buffer only. */
+        if (ndp > 1) {
+            double bucket = SIM_DP_BUCKET_MIN_PARAMS > SIM_DP_BUCKET_PER_RANK * ndp ? SIM_DP_BUCKET_MIN_PARAMS
+                                                                                    : SIM_DP_BUCKET_PER_RANK * ndp;
+            if (pp == 1 && k.ce.params_dense > bucket) bucket = k.ce.params_dense;
+            if (bucket > pd) bucket = pd;
+            double rs_last = s->zero1 ? sim_reducescatter_time(h, ndp, g.k_dp, gb * bucket)
+                                      : sim_allreduce_time(h, ndp, g.k_dp, gb * bucket);
+            double ag_first = s->zero1 ? sim_allgather_time(h, ndp, g.k_dp, 2.0 * bucket) : 0;
+            if (e1 < rs_last) e1 = rs_last;
+            if (e2 < ag_first) e2 = ag_first;
+        }
         t_dp = (e1 > 0 ? e1 : 0) + (e2 > 0 ? e2 : 0);
     }
 

@@ -123,11 +123,36 @@ static void test_optimizer_step_and_fp16_grads(void) {
     CHECK_CLOSE(r.breakdown[SIM_T_DP], sim_allreduce_time(&c.hw, 8, 8, 2.0 * p), 1e-12, 0, "fp16 grads reduced");
 }
 
+/* DP overlap (Megatron-Core buckets): when the reduce-scatter and all-gather fit behind the last backward and
+ * the first forward, what stays exposed is the last gradient bucket's reduce-scatter and the first parameter
+ * bucket's all-gather; with PP 1 that bucket holds the input embedding (51200 x 1024 parameters here, more than
+ * the 40M-parameter default bucket). */
+static void test_dp_overlap_last_bucket(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r;
+    fx_gpt(&m, 2, 1024, 16, 4096);
+    fx_hw_simple(&c.hw);
+    c.devices = 8;
+    fx_strategy(&s, 1, 1, 8, 1, 64);
+    s.zero1 = 1;
+    s.overlap_dp = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    double full = sim_reducescatter_time(&c.hw, 8, 8, 4.0 * r.params_total);
+    CHECK(full < r.stage_bwd_s[0], "the whole reduce-scatter fits behind one backward (%g < %g)", full,
+          r.stage_bwd_s[0]);
+    double emb = 51200.0 * 1024;
+    double want = sim_reducescatter_time(&c.hw, 8, 8, 4.0 * emb) + sim_allgather_time(&c.hw, 8, 8, 2.0 * emb);
+    CHECK_CLOSE(r.breakdown[SIM_T_DP], want, 1e-12, 0, "exposed: the embedding bucket");
+}
+
 int main(void) {
     RUN(test_dp_allreduce_sized_per_device);
     RUN(test_expert_dp_group);
     RUN(test_ep_volume);
     RUN(test_tp_per_layer);
     RUN(test_optimizer_step_and_fp16_grads);
+    RUN(test_dp_overlap_last_bucket);
     TEST_MAIN_END();
 }
