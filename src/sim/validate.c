@@ -210,10 +210,11 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
         sim_layer_cost(&m, &c.hw, &s, &opt, &g, m.E > 0, &lc);
         sim_embed_cost(&m, &c.hw, &s, &g, &ec);
         sim_head_cost(&m, &c.hw, &s, &opt, &g, &hc);
-        LOG_DEBUG("validate %s per micro-batch (ms): layer fwd %.3f bwd %.3f gemm_f %.3f rc %.3f tp_f %.3f tp_b %.3f ep %.3f/%.3f | emb f %.3f b %.3f tp %.3f/%.3f | "
-                  "head f %.3f b %.3f tp %.3f/%.3f",
-                 o->id, lc.fwd*1e3, lc.bwd*1e3, lc.gemm_fwd*1e3, lc.rc*1e3, lc.tp_fwd*1e3, lc.tp_bwd*1e3, lc.ep_fwd*1e3, lc.ep_bwd*1e3,
-                 ec.fwd*1e3, ec.bwd*1e3, ec.tp_fwd*1e3, ec.tp_bwd*1e3, hc.fwd*1e3, hc.bwd*1e3, hc.tp_fwd*1e3, hc.tp_bwd*1e3);
+        LOG_DEBUG("validate %s per micro-batch (ms): layer fwd %.3f bwd %.3f gemm_f %.3f rc %.3f tp_f %.3f "
+                  "tp_b %.3f ep %.3f/%.3f | emb f %.3f b %.3f tp %.3f/%.3f | head f %.3f b %.3f tp %.3f/%.3f",
+                  o->id, lc.fwd * 1e3, lc.bwd * 1e3, lc.gemm_fwd * 1e3, lc.rc * 1e3, lc.tp_fwd * 1e3, lc.tp_bwd * 1e3,
+                  lc.ep_fwd * 1e3, lc.ep_bwd * 1e3, ec.fwd * 1e3, ec.bwd * 1e3, ec.tp_fwd * 1e3, ec.tp_bwd * 1e3,
+                  hc.fwd * 1e3, hc.bwd * 1e3, hc.tp_fwd * 1e3, hc.tp_bwd * 1e3);
     }
     /* memory: the allocator's peak (what PyTorch reports as allocated) excludes the runtime's reserved share */
     o->pred_mem_gib = (res.memory_peak_bytes - res.memory[SIM_M_RESERVED]) / 1073741824.0;
