@@ -3,6 +3,11 @@
  * forward FLOPs of spec_flops_count, Megatron convention) against this machine's measured single-precision
  * GEMM peak (sgemm 1024^3 through matmul_forward, best of 5), and, when python3 with torch is available, the
  * same model, data and batch shape trained by the PyTorch twin (bench/bench_train_torch.py) with the ratio.
+ * Then the MoE layers alone: a few forward+backward passes of the same model and batch (model_forward_backward,
+ * no optimizer) timed by the model's MoE-block counter (model_moe_seconds: router, dispatch, experts,
+ * combine, router losses), against the GEMM FLOPs of those blocks: per token and MoE layer 2 C E (router)
+ * + 2 (K + S) 3 C Fe (K routed and S shared SwiGLU experts), times 3 for forward + backward; printed as
+ * GFLOP/s and % of the same sgemm peak, with the MoE blocks' share of the pass.
  * A benchmark, not a test: it prints figures and exits 0.
  * Usage: bench_train [MODEL [STEPS [B [T]]]]   (threads: OMP_NUM_THREADS, default 2)
  * Does not: check correctness (tests/ does). */
@@ -29,6 +34,41 @@ static double gemm_peak_gflops(void) {
     umoe_free(b, n * n * sizeof(float));
     umoe_free(c, n * n * sizeof(float));
     return 2.0 * (double)n * n * n / best / 1e9;
+}
+
+/* Forward+backward passes only: MoE-block seconds and GEMM FLOPs against the whole pass. */
+static void moe_profile(const spec_model *s, const char *data, int B, int T, int passes, double peak) {
+    umoe_model *m;
+    if (model_init(&m, s, B, T, 1)) {
+        fprintf(stderr, "bench_train: %s\n", umoe_err);
+        return;
+    }
+    size_t W = (size_t)T + 1 + (size_t)s->mtp, n = (size_t)B * W;
+    int32_t *tok = umoe_malloc(n * sizeof(int32_t), "bench tokens");
+    FILE *f = fopen(data, "rb");
+    for (size_t i = 0; i < n; i++) {
+        int c = f ? fgetc(f) : EOF;
+        tok[i] = c == EOF ? (int32_t)(i % 256) : c;
+    }
+    if (f) fclose(f);
+    model_losses l;
+    model_zero_grad(m);
+    model_forward_backward(m, tok, B, T, 1.0f, &l); /* warm-up: first touch of the arena and grads */
+    model_moe_seconds_reset(m);
+    double t0 = umoe_now();
+    for (int r = 0; r < passes; r++) {
+        model_zero_grad(m);
+        model_forward_backward(m, tok, B, T, 1.0f, &l);
+    }
+    double total = umoe_now() - t0, moe = model_moe_seconds(m);
+    double C = s->C, E = s->E, K = s->K, S = s->E_shared, Fe = s->F_expert;
+    double flop = 3.0 * (2 * C * E + 2 * (K + S) * 3 * C * Fe) * (double)B * T * model_n_moe_layers(m) * passes;
+    if (moe > 0)
+        printf("MoE layers (%d, forward+backward, %d passes): %.1f%% of the pass time, %.2f GFLOP/s of router + "
+               "expert GEMMs, %.1f%% of the measured sgemm peak\n", model_n_moe_layers(m), passes,
+               100 * moe / total, flop / moe / 1e9, 100 * flop / moe / 1e9 / peak);
+    umoe_free(tok, n * sizeof(int32_t));
+    model_free(m);
 }
 
 int main(int argc, char **argv) {
@@ -90,6 +130,7 @@ int main(int argc, char **argv) {
     else
         printf("PyTorch twin: not run (needs python3 with torch, run from the repository root, and a preset "
                "model name)\n");
+    moe_profile(&s, data, B, T, steps < 3 ? (int)steps : 3, peak);
     unlink(data);
     return 0;
 }
