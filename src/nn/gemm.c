@@ -85,10 +85,10 @@ void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const fl
 #endif
 }
 
-/* A chunk of at least this many FLOPs (2MNK) is worth a thread: about 60 us of sgemm at 130 GFLOP/s, well
+/* A chunk of at least this many FLOPs (2MNK) is worth a thread: about 30 us of sgemm at 130 GFLOP/s, well
  * above the cost of waking a sleeping OpenMP worker; at most NN_GEMM_MAX_CHUNKS chunks per GEMM, so that the
  * operand that every chunk packs again (B when M is cut, A when N is cut) is packed at most that often. */
-#define NN_GEMM_CHUNK_FLOPS 8e6
+#define NN_GEMM_CHUNK_FLOPS 4e6
 #define NN_GEMM_MAX_CHUNKS 4
 #define NN_GEMM_ALIGN 16 /* chunk edges on multiples of 16 rows/columns (the AVX-512 sgemm tile) */
 
@@ -120,9 +120,12 @@ void nn_gemm_jobs(const nn_gemm_job *jobs, int n) {
     size_t nc[8], total = 0;
     UMOE_ASSERT(n >= 0 && n <= 8);
     for (int i = 0; i < n; i++) total += nc[i] = gemm_n_chunks(&jobs[i]);
+    /* BLAS is single-threaded for every chunk, also on the serial path: a multi-threaded sgemm may give other
+     * bits (OpenBLAS picks its kernels by thread count), and its thread pool would spin (sched_yield) next to
+     * our OpenMP workers on the same cores */
+    int saved = nn_blas_solo_begin();
 #ifdef UMOE_OPENMP
     if (total > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-        int saved = nn_blas_solo_begin();
         long nt = (long)total;
 #pragma omp parallel for schedule(dynamic, 1)
         for (long t = 0; t < nt; t++) {
@@ -137,6 +140,7 @@ void nn_gemm_jobs(const nn_gemm_job *jobs, int n) {
 #endif
     for (int i = 0; i < n; i++)
         for (size_t c = 0; c < nc[i]; c++) gemm_chunk(&jobs[i], c, nc[i]);
+    nn_blas_solo_end(saved);
 }
 
 #ifdef UMOE_BLAS
