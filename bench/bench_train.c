@@ -3,6 +3,12 @@
  * forward FLOPs of spec_flops_count, Megatron convention) against this machine's measured single-precision
  * GEMM peak (sgemm 1024^3 through matmul_forward, best of 5), and, when python3 with torch is available, the
  * same model, data and batch shape trained by the PyTorch twin (bench/bench_train_torch.py) with the ratio.
+ * Then the MoE layers alone: a few forward+backward passes of the same model and batch (model_forward_backward,
+ * no optimizer) timed by the model's MoE-block counter (model_moe_seconds: router, dispatch, experts,
+ * combine, router losses), against the GEMM FLOPs of those blocks: per token and MoE layer 2 C E (router)
+ * + 2 (K + S) 3 C Fe (K routed and S shared SwiGLU experts), times 3 for forward + backward; printed as
+ * GFLOP/s and % of the same sgemm peak, with the MoE blocks' share of the pass.
+ * umoe's tokens/s is taken over `steps` optimizer steps after 2 untimed warm-up steps, as the twin's.
  * A benchmark, not a test: it prints figures and exits 0.
  * Usage: bench_train [MODEL [STEPS [B [T]]]]   (threads: OMP_NUM_THREADS, default 2)
  * Does not: check correctness (tests/ does). */
@@ -29,6 +35,58 @@ static double gemm_peak_gflops(void) {
     umoe_free(b, n * n * sizeof(float));
     umoe_free(c, n * n * sizeof(float));
     return 2.0 * (double)n * n * n / best / 1e9;
+}
+
+/* tokens / seconds over the steps of a train log (JSONL, one object per step) after the first `skip` */
+static double steady_tokens_per_s(const char *log, int skip) {
+    FILE *f = fopen(log, "r");
+    char line[1 << 14];
+    double tokens = 0, seconds = 0;
+    for (int i = 0; f && fgets(line, sizeof line, f); i++) {
+        const char *a = strstr(line, "\"tokens\":"), *b = strstr(line, "\"tokens_per_s\":");
+        if (!a || !b || i < skip) continue;
+        double n = strtod(a + 9, NULL), tps = strtod(b + 15, NULL);
+        if (tps > 0) { tokens += n; seconds += n / tps; }
+    }
+    if (f) fclose(f);
+    return seconds > 0 ? tokens / seconds : 0;
+}
+
+/* Forward+backward passes only: MoE-block seconds and GEMM FLOPs against the whole pass. */
+static void moe_profile(const spec_model *s, const char *data, int B, int T, int passes, double peak) {
+    umoe_model *m;
+    if (model_init(&m, s, B, T, 1)) {
+        fprintf(stderr, "bench_train: %s\n", umoe_err);
+        return;
+    }
+    size_t W = (size_t)T + 1 + (size_t)s->mtp, n = (size_t)B * W;
+    int32_t *tok = umoe_malloc(n * sizeof(int32_t), "bench tokens");
+    FILE *f = fopen(data, "rb");
+    for (size_t i = 0; i < n; i++) {
+        int c = f ? fgetc(f) : EOF;
+        tok[i] = c == EOF ? (int32_t)(i % 256) : c;
+    }
+    if (f) fclose(f);
+    model_losses l;
+    model_zero_grad(m);
+    model_forward_backward(m, tok, B, T, 1.0f, &l); /* warm-up: first touch of the arena and grads */
+    model_moe_seconds_reset(m);
+    double t0 = umoe_now();
+    for (int r = 0; r < passes; r++) {
+        model_zero_grad(m);
+        model_forward_backward(m, tok, B, T, 1.0f, &l);
+    }
+    double total = umoe_now() - t0, moe = model_moe_seconds(m);
+    double C = s->C, E = s->E, K = s->K, S = s->E_shared, Fe = s->F_expert;
+    double flop = 3.0 * (2 * C * E + 2 * (K + S) * 3 * C * Fe) * (double)B * T * model_n_moe_layers(m) * passes;
+    printf("forward+backward pass (no optimizer): %.1f ms, %.0f tokens/s\n", 1e3 * total / passes,
+           (double)B * T * passes / total);
+    if (moe > 0)
+        printf("MoE layers (%d, forward+backward, %d passes): %.1f%% of the pass time, %.2f GFLOP/s of router + "
+               "expert GEMMs, %.1f%% of the measured sgemm peak\n", model_n_moe_layers(m), passes,
+               100 * moe / total, flop / moe / 1e9, 100 * flop / moe / 1e9 / peak);
+    umoe_free(tok, n * sizeof(int32_t));
+    model_free(m);
 }
 
 int main(int argc, char **argv) {
@@ -58,7 +116,14 @@ int main(int argc, char **argv) {
     c.data_path = data;
     c.progress = 2;
     c.val_batches = 1;
-    c.o.B = B; c.o.T = T; c.o.steps = steps;
+    /* steps + 2 optimizer steps, the first 2 untimed, as the twin does (first touch of the optimizer state and
+     * the arena is paid in step 1): tokens/s over the last `steps` steps from the per-step log */
+    char logp[] = "/tmp/umoe_bench_train_log_XXXXXX";
+    int lfd = mkstemp(logp);
+    if (lfd < 0) return 1;
+    close(lfd);
+    c.log_path = logp;
+    c.o.B = B; c.o.T = T; c.o.steps = steps + 2;
     spec_flops fl;
     s.T = T; /* FLOPs at the trained sequence length */
     spec_flops_count(&s, 0, &fl);
@@ -67,8 +132,11 @@ int main(int argc, char **argv) {
     if (train_run(&s, &c, &r)) {
         fprintf(stderr, "bench_train: %s\n", umoe_err);
         unlink(data);
+        unlink(logp);
         return 1;
     }
+    r.tokens_per_s = steady_tokens_per_s(logp, 2);
+    unlink(logp);
     double peak = gemm_peak_gflops();
     double gflops = r.tokens_per_s * 3.0 * fl.fwd_total / 1e9;
     printf("model %s: %d x %d tokens per step, %ld steps, %d thread(s)\n", s.name, B, T, steps, threads);
@@ -90,6 +158,7 @@ int main(int argc, char **argv) {
     else
         printf("PyTorch twin: not run (needs python3 with torch, run from the repository root, and a preset "
                "model name)\n");
+    moe_profile(&s, data, B, T, steps < 3 ? (int)steps : 3, peak);
     unlink(data);
     return 0;
 }

@@ -170,4 +170,10 @@ typedef struct {
     size_t peak_rss;               /* getrusage ru_maxrss, whole process */
 } model_memory;
 void model_memory_report(const umoe_model *m, model_memory *r);
+
+/* ---- profiling (src/model; bench/bench_train.c) -------------------------------------------------------- */
+/* Wall seconds spent inside the MoE FFN blocks (router, dispatch, routed and shared experts, combine, router
+ * losses; forward, recomputation and backward) since model_init or the last reset. */
+double model_moe_seconds(const umoe_model *m);
+void model_moe_seconds_reset(umoe_model *m);
 #endif

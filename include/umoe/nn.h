@@ -61,6 +61,8 @@ void swiglu_backward(float *dg, float *du, const float *dout, const float *g, co
 /* The same over a fused buffer gu (N, 2F) whose rows are [gate (F) | up (F)]: out (N, F); dgu (N, 2F) +=. */
 void swiglu_fused_forward(float *out, const float *gu, size_t N, size_t F);
 void swiglu_fused_backward(float *dgu, const float *dout, const float *gu, size_t N, size_t F);
+/* The same, overwriting dgu (=) instead of adding to it: no memset before it. */
+void swiglu_fused_backward_set(float *dgu, const float *dout, const float *gu, size_t N, size_t F);
 
 /* Router. logits (N,E) -> scores (N,E) (softmax over E, or sigmoid). Selection uses scores + bias (bias (E) may be
  * NULL; aux-loss-free balancing); weights use the unbiased scores: w_j = score[idx_j], renormalised over the
@@ -103,6 +105,9 @@ void moe_matmul_forward(float *out, const float *in, const float *w, size_t wstr
                         size_t C, size_t O);
 void moe_matmul_backward(float *din, float *dw, const float *dout, const float *in, const float *w, size_t wstride,
                          const int32_t *offsets, size_t E, size_t C, size_t O);
+/* The same, overwriting din rows offsets[0]..offsets[E]-1 (=) instead of adding (empty experts have no rows). */
+void moe_matmul_backward_set(float *din, float *dw, const float *dout, const float *in, const float *w,
+                             size_t wstride, const int32_t *offsets, size_t E, size_t C, size_t O);
 
 /* Embedding: out (N,C) = wte[tokens[n]]; backward dwte[tokens[n]] += dout[n]. */
 void embedding_forward(float *out, const int32_t *tokens, const float *wte, size_t N, size_t C);

@@ -10,7 +10,7 @@
 #include "umoe/nn.h"
 
 void model_swiglu_rows(float *act, const float *gu, size_t r0, size_t r1, size_t F) {
-    for (size_t r = r0; r < r1; r++) swiglu_forward(act + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
+    if (r1 > r0) swiglu_fused_forward(act + r0 * F, gu + r0 * 2 * F, r1 - r0, F); /* rows over the threads */
 }
 
 void model_swiglu_mlp_forward(float *out, float *gu, float *act, const float *x, const float *w_gu,
@@ -25,11 +25,8 @@ void model_swiglu_mlp_backward(float *dx, float *dw_gu, float *dw_down, float *d
                                const float *x, const float *gu, const float *act, const float *w_gu,
                                const float *w_down, size_t n, size_t C, size_t F) {
     if (n == 0) return;
-    memset(dact, 0, n * F * sizeof *dact);
-    matmul_backward(dact, dw_down, NULL, dout, act, w_down, n, F, C);
-    memset(dgu, 0, n * 2 * F * sizeof *dgu);
-    for (size_t r = 0; r < n; r++)
-        swiglu_backward(dgu + r * 2 * F, dgu + r * 2 * F + F, dact + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
+    matmul_backward_set(dact, dw_down, NULL, dout, act, w_down, n, F, C); /* dact, dgu overwritten: no memset */
+    swiglu_fused_backward_set(dgu, dact, gu, n, F);
     matmul_backward(dx, dw_gu, NULL, dgu, x, w_gu, n, C, 2 * F);
 }
 
@@ -73,12 +70,9 @@ void model_experts_backward(umoe_model *m, int layer, int e0, int n_exp, const i
     size_t off = expert_off(m, w, e0, n_exp), r0 = (size_t)offsets[0], r1 = (size_t)offsets[n_exp];
     const float *we = m->params + off;
     float *ge = m->grads + off; /* zero-token experts: moe_matmul skips them, their grads receive nothing */
-    memset(dact + r0 * Fe, 0, (r1 - r0) * Fe * sizeof(float));
-    moe_matmul_backward(dact, ge + 2 * Fe * C, dout, act, we + 2 * Fe * C, w->expert_stride, offsets, (size_t)n_exp,
-                        Fe, C);
-    memset(dgu + r0 * 2 * Fe, 0, (r1 - r0) * 2 * Fe * sizeof(float));
-    for (size_t r = r0; r < r1; r++)
-        swiglu_backward(dgu + r * 2 * Fe, dgu + r * 2 * Fe + Fe, dact + r * Fe, gu + r * 2 * Fe, gu + r * 2 * Fe + Fe,
-                        Fe);
+    /* dact and dgu rows r0..r1-1 are overwritten (no memset) */
+    moe_matmul_backward_set(dact, ge + 2 * Fe * C, dout, act, we + 2 * Fe * C, w->expert_stride, offsets,
+                            (size_t)n_exp, Fe, C);
+    swiglu_fused_backward_set(dgu + r0 * 2 * Fe, dact + r0 * Fe, gu + r0 * 2 * Fe, r1 - r0, Fe);
     moe_matmul_backward(din, ge, dgu, in, we, w->expert_stride, offsets, (size_t)n_exp, C, 2 * Fe);
 }

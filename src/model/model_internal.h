@@ -127,6 +127,7 @@ struct umoe_model {
     int forward_only;             /* 1 inside model_forward: no backward will read the saved activations */
     float *rc_rstd;               /* (N) where recomputed norms write their rstd (the saved one stays untouched) */
     double rc_seconds;            /* wall time spent recomputing since model_init */
+    double moe_seconds;           /* wall time inside model_moe_forward/backward (model_moe_seconds) */
     size_t arena_resident, arena_shared, arena_slots, arena_other, arena_dispatch; /* bytes, see model_memory */
     size_t *slot_bytes;           /* (n_layers) bytes of each layer's offloaded block (0 without offload) */
     struct model_offload *off;    /* NULL: every saved activation stays in the arena */

@@ -26,8 +26,11 @@ void model_layer_forward(umoe_model *m, const layer_w *w, layer_act *a, const fl
     }
     for (size_t i = 0; i < N * C; i++) a->mid[i] = x[i] + br[i];
     rmsnorm_forward(a->n2, a->rstd2, a->mid, P(w->norm_ffn_pre), N, C, eps);
-    if (w->moe) model_moe_forward(m, w, a, (int)N, aux, z);
-    else model_swiglu_mlp_forward(a->fo, a->gu, a->act, a->n2, P(w->ffn_gu), P(w->ffn_down), N, C, (size_t)m->d.F);
+    if (w->moe) {
+        double t0 = umoe_now();
+        model_moe_forward(m, w, a, (int)N, aux, z);
+        m->moe_seconds += umoe_now() - t0;
+    } else model_swiglu_mlp_forward(a->fo, a->gu, a->act, a->n2, P(w->ffn_gu), P(w->ffn_down), N, C, (size_t)m->d.F);
     br = a->fo;
     if (m->d.sandwich) {
         rmsnorm_forward(a->fp, a->fp_rstd, a->fo, P(w->norm_ffn_post), N, C, eps);
@@ -48,8 +51,11 @@ void model_layer_backward(umoe_model *m, const layer_w *w, const layer_act *a, c
         memcpy(g->fo, dres, N * C * sizeof(float));
     }
     memset(g->n2, 0, N * C * sizeof(float));
-    if (w->moe) model_moe_backward(m, w, a, g, (int)N, loss_scale);
-    else model_swiglu_mlp_backward(g->n2, G(w->ffn_gu), G(w->ffn_down), g->gu, g->act, g->fo, a->n2, a->gu, a->act,
+    if (w->moe) {
+        double t0 = umoe_now();
+        model_moe_backward(m, w, a, g, (int)N, loss_scale);
+        m->moe_seconds += umoe_now() - t0;
+    } else model_swiglu_mlp_backward(g->n2, G(w->ffn_gu), G(w->ffn_down), g->gu, g->act, g->fo, a->n2, a->gu, a->act,
                                    P(w->ffn_gu), P(w->ffn_down), N, C, (size_t)m->d.F);
     rmsnorm_backward(dres, G(w->norm_ffn_pre), g->n2, a->mid, P(w->norm_ffn_pre), a->rstd2, N, C);
     /* attention branch: dres = d(mid) */

@@ -1,7 +1,7 @@
 /* model_memory.c - the memory optimisation switches of the model and its own memory report: the recompute
  * policy (which rebuilds the arena with the policy's buffers in the shared region) and the bytes held by
  * parameters, gradients, the activation arena by region, MoE dispatch buffers, the offload pool, the counted
- * allocator and the process's peak resident set (getrusage).
+ * allocator and the process's peak resident set (getrusage); the MoE-block wall-time counter (model_moe_seconds).
  * Does not: the optimizer state (the trainer owns AdamW m/v and adds them), move or recompute anything. */
 #include <string.h>
 #include <sys/resource.h>
@@ -38,3 +38,6 @@ void model_memory_report(const umoe_model *m, model_memory *r) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) r->peak_rss = (size_t)ru.ru_maxrss * 1024; /* Linux: KiB */
 }
+
+double model_moe_seconds(const umoe_model *m) { return m->moe_seconds; }
+void model_moe_seconds_reset(umoe_model *m) { m->moe_seconds = 0; }

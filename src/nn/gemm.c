@@ -85,6 +85,64 @@ void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const fl
 #endif
 }
 
+/* A chunk of at least this many FLOPs (2MNK) is worth a thread: about 30 us of sgemm at 130 GFLOP/s, well
+ * above the cost of waking a sleeping OpenMP worker; at most NN_GEMM_MAX_CHUNKS chunks per GEMM, so that the
+ * operand that every chunk packs again (B when M is cut, A when N is cut) is packed at most that often. */
+#define NN_GEMM_CHUNK_FLOPS 4e6
+#define NN_GEMM_MAX_CHUNKS 4
+#define NN_GEMM_ALIGN 16 /* chunk edges on multiples of 16 rows/columns (the AVX-512 sgemm tile) */
+
+static size_t gemm_n_chunks(const nn_gemm_job *j) {
+    if (j->M == 0 || j->N == 0) return 0;
+    double fl = 2.0 * (double)j->M * (double)j->N * (double)j->K;
+    size_t dim = j->M >= j->N ? j->M : j->N, n = (size_t)(fl / NN_GEMM_CHUNK_FLOPS);
+    if (n > NN_GEMM_MAX_CHUNKS) n = NN_GEMM_MAX_CHUNKS;
+    if (n > dim / NN_GEMM_ALIGN) n = dim / NN_GEMM_ALIGN;
+    return n ? n : 1;
+}
+
+/* chunk c of nc: rows (M >= N) or columns [lo, hi) of C, edges rounded to NN_GEMM_ALIGN */
+static void gemm_chunk(const nn_gemm_job *j, size_t c, size_t nc) {
+    int rows = j->M >= j->N;
+    size_t dim = rows ? j->M : j->N;
+    size_t lo = c == 0 ? 0 : (dim * c / nc) / NN_GEMM_ALIGN * NN_GEMM_ALIGN;
+    size_t hi = c + 1 == nc ? dim : (dim * (c + 1) / nc) / NN_GEMM_ALIGN * NN_GEMM_ALIGN;
+    if (hi <= lo) return;
+    if (rows) /* rows lo..hi of op(A) and C */
+        nn_gemm(j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, j->ta ? j->A + lo : j->A + lo * j->lda, j->lda, j->B,
+                j->ldb, j->beta, j->C + lo * j->ldc, j->ldc);
+    else /* columns lo..hi of op(B) and C */
+        nn_gemm(j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->A, j->lda, j->tb ? j->B + lo * j->ldb : j->B + lo,
+                j->ldb, j->beta, j->C + lo, j->ldc);
+}
+
+void nn_gemm_jobs(const nn_gemm_job *jobs, int n) {
+    size_t nc[8], total = 0;
+    UMOE_ASSERT(n >= 0 && n <= 8);
+    for (int i = 0; i < n; i++) total += nc[i] = gemm_n_chunks(&jobs[i]);
+    /* BLAS is single-threaded for every chunk, also on the serial path: a multi-threaded sgemm may give other
+     * bits (OpenBLAS picks its kernels by thread count), and its thread pool would spin (sched_yield) next to
+     * our OpenMP workers on the same cores */
+    int saved = nn_blas_solo_begin();
+#ifdef UMOE_OPENMP
+    if (total > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+        long nt = (long)total;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (long t = 0; t < nt; t++) {
+            size_t k = (size_t)t;
+            int i = 0;
+            while (k >= nc[i]) k -= nc[i++];
+            gemm_chunk(&jobs[i], k, nc[i]);
+        }
+        nn_blas_solo_end(saved);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        for (size_t c = 0; c < nc[i]; c++) gemm_chunk(&jobs[i], c, nc[i]);
+    nn_blas_solo_end(saved);
+}
+
 #ifdef UMOE_BLAS
 char *openblas_get_corename(void); /* OpenBLAS extension, not declared by every cblas.h */
 #endif

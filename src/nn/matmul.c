@@ -14,7 +14,8 @@ void matmul_forward(float *out, const float *in, const float *w, const float *bi
             for (size_t o = 0; o < O; o++) out[n * O + o] = bias[o];
         beta = 1.0f;
     }
-    nn_gemm(0, 1, N, O, C, 1.0f, in, C, w, C, beta, out, O);
+    nn_gemm_job j = {0, 1, N, O, C, 1.0f, in, C, w, C, beta, out, O};
+    nn_gemm_jobs(&j, 1);
 }
 
 /* din_beta 1 accumulates into din, 0 overwrites it (same bits as accumulating into a zeroed din: sgemm with
@@ -25,8 +26,11 @@ static void backward_impl(float *din, float *dw, float *dbias, const float *dout
         if (din && din_beta == 0.0f) for (size_t i = 0; i < N * C; i++) din[i] = 0.0f;
         return;
     }
-    if (din) nn_gemm(0, 0, N, C, O, 1.0f, dout, O, w, C, din_beta, din, C);   /* (N,O) @ (O,C) */
-    if (dw) nn_gemm(1, 0, O, C, N, 1.0f, dout, O, in, C, 1.0f, dw, C);    /* (O,N) @ (N,C) */
+    nn_gemm_job j[2];
+    int n = 0;
+    if (din) j[n++] = (nn_gemm_job){0, 0, N, C, O, 1.0f, dout, O, w, C, din_beta, din, C}; /* (N,O) @ (O,C) */
+    if (dw) j[n++] = (nn_gemm_job){1, 0, O, C, N, 1.0f, dout, O, in, C, 1.0f, dw, C};      /* (O,N) @ (N,C) */
+    nn_gemm_jobs(j, n); /* din and dw are independent: their chunks share the threads */
     if (dbias)
         for (size_t n = 0; n < N; n++) {
             const float *d = dout + n * O;

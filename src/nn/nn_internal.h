@@ -17,6 +17,26 @@
 void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
              size_t ldb, float beta, float *C, size_t ldc);
 
+/* One GEMM of a batch for nn_gemm_jobs (same meaning as nn_gemm's arguments). */
+typedef struct {
+    int ta, tb;
+    size_t M, N, K;
+    float alpha;
+    const float *A;
+    size_t lda;
+    const float *B;
+    size_t ldb;
+    float beta;
+    float *C;
+    size_t ldc;
+} nn_gemm_job;
+
+/* Runs independent GEMMs (disjoint outputs), each cut into chunks of C along its larger dimension: the number
+ * of chunks depends on the shape only (NN_GEMM_CHUNK_FLOPS, NN_GEMM_MAX_CHUNKS), never on the thread count, so
+ * the results are the same bits for any number of threads. Chunks run over the OpenMP threads (dynamic
+ * schedule) with BLAS single-threaded; serially in chunk order inside a parallel region or with one thread. */
+void nn_gemm_jobs(const nn_gemm_job *jobs, int n);
+
 int nn_blas_solo_begin(void);
 void nn_blas_solo_end(int saved);
 

@@ -119,6 +119,40 @@ static void test_threads_attention(void) {
 
 /* the same inputs at buffer offsets 0..15 floats (every 64-byte alignment) give the same bits: the sums are
  * not reordered by alignment peeling (nn_internal.h) */
+/* matmul cuts a large GEMM into shape-determined chunks that run over the threads (and backward's din and
+ * dw GEMMs side by side): same bits with 1 and 2 threads, for rows > columns (cut along rows), columns > rows
+ * (cut along columns), a row count that is not a multiple of the 16-row chunk edge, bias, and the
+ * overwrite (backward_set) and accumulate forms. */
+static void test_threads_matmul(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 103);
+    size_t shapes[3][3] = {{1000, 96, 160}, {72, 200, 900}, {300, 256, 256}}; /* N, C, O */
+    for (int s = 0; s < 3; s++) {
+        size_t N = shapes[s][0], C = shapes[s][1], O = shapes[s][2];
+        float *in = nc_alloc(N * C), *w = nc_alloc(O * C), *b = nc_alloc(O), *d = nc_alloc(N * O);
+        nc_fill(&rng, in, N * C, 1); nc_fill(&rng, w, O * C, 1); nc_fill(&rng, b, O, 1); nc_fill(&rng, d, N * O, 1);
+        float *o[2], *di[2], *dw[2], *db[2];
+        for (int t = 0; t < 2; t++) {
+            set_threads(t + 1);
+            o[t] = nc_alloc(N * O); di[t] = nc_alloc(N * C); dw[t] = nc_alloc(O * C); db[t] = nc_alloc(O);
+            nc_fill(&rng, di[t], N * C, 1); /* overwritten by backward_set */
+            matmul_forward(o[t], in, w, b, N, C, O);
+            matmul_backward_set(di[t], dw[t], db[t], d, in, w, N, C, O);
+            matmul_backward(di[t], dw[t], db[t], d, in, w, N, C, O); /* accumulates: din and dw doubled */
+        }
+        SAME(o[0], o[1], N * O, "matmul forward"); SAME(di[0], di[1], N * C, "matmul din");
+        SAME(dw[0], dw[1], O * C, "matmul dw"); SAME(db[0], db[1], O, "matmul dbias");
+        /* and it is the product: one element of each against a double dot product */
+        double ref = b[O - 1], rdw = 0;
+        for (size_t c = 0; c < C; c++) ref += (double)in[(N - 1) * C + c] * w[(O - 1) * C + c];
+        for (size_t n = 0; n < N; n++) rdw += 2.0 * d[n * O + O - 1] * in[n * C + C - 1];
+        CHECK_CLOSE(o[1][N * O - 1], ref, 1e-4, 1e-4, "matmul forward value");
+        CHECK_CLOSE(dw[1][O * C - 1], rdw, 1e-3, 1e-3, "matmul dw value");
+        for (int t = 0; t < 2; t++) { nc_free(o[t], N * O); nc_free(di[t], N * C); nc_free(dw[t], O * C); nc_free(db[t], O); }
+        nc_free(in, N * C); nc_free(w, O * C); nc_free(b, O); nc_free(d, N * O);
+    }
+    set_threads(1);
+}
+
 static void test_alignment_independent(void) {
     umoe_rng rng; umoe_rng_seed(&rng, 103);
     size_t N = 3, V = 1000, T = 40, D = 24;
@@ -151,6 +185,7 @@ int main(void) {
     RUN(test_threads_elementwise);
     RUN(test_threads_rows);
     RUN(test_threads_attention);
+    RUN(test_threads_matmul);
     RUN(test_alignment_independent);
     TEST_MAIN_END();
 }
