@@ -159,9 +159,9 @@ typedef struct {
     double wall_s;
     double phase_s[BENCH_PHASES]; /* wall seconds of each phase */
     double peak_lo, peak_hi, hbm_bw_lo, hbm_bw_hi; /* spread over ranks (= own figure without MPI) */
-    /* per rank: seconds of one pass over the compute-bound items, all ranks timing at the same moments
-     * (bench_work_s); rank_time_* = mean and max over ranks / rank 0's (1 without MPI) */
-    int n_rank_work;
+    /* per rank: the median over the compute-bound items (bench_work_items) of the item's time / rank 0's;
+     * rank_time_* = mean and max of those over ranks (1 without MPI) */
+    int n_rank_work, n_work_items;
     double rank_work[BENCH_MAX_RANKS];
     double rank_time_mean, rank_time_max;
     bench_gemm_result gemm;
@@ -172,10 +172,10 @@ typedef struct {
     double rss_bytes, counted_bytes; /* at the end of the run: resident set, counted allocator's live bytes */
     double mem_reserved;             /* rss_bytes - counted_bytes (>= 0): the runtime's resident share */
 } bench_all;
-/* Seconds one pass over the compute-bound items takes on this rank: the GEMM grid's median times (one call
- * of each shape), attention forward + backward, and the cache-resident element-wise kernels. Compared over
- * ranks, it gives how much slower each core was while all ranks measured at once (rank_time_*). */
-double bench_work_s(const bench_all *b);
+/* The compute-bound items' median times on this rank (every GEMM shape, attention forward and backward, the
+ * cache-resident element-wise kernels), at most max of them; returns the count. Compared item by item over
+ * ranks that measured at the same moments, they give how much slower each core was (rank_time_*). */
+int bench_work_items(const bench_all *b, double *t, int max);
 /* The hardware JSON as text (caller frees with umoe_free(p, *len + 1)); *len its length. */
 char *bench_json(const bench_run *run, const bench_all *b, size_t *len);
 /* Parse the text back through spec_hardware_from_json (the simulator's loader), then write it atomically

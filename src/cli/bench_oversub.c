@@ -8,7 +8,7 @@
  *   arrives before it completes, as four ranks in one all-to-all)
  * The chunk is the engine's own GEMM (matmul_forward, 128^3, operands in cache) called for about
  * BENCH_OVERSUB_CHUNK_S seconds: a rank of the EP 4 runs computes about that long between two exchanges.
- * Four timings, each the mean per iteration over K (in 3 interleaved rounds), max over ranks:
+ * Four timings, each the median over 5 interleaved rounds of the mean per iteration, max over ranks:
  *   t_chunk  the chunk alone (no co-runner, no collective)       t_a  chunk + collective (one rank per core)
  *   t_c      chunk with the co-runner, no collective             t_b  chunk + collective with the co-runner
  * oversub_wait = max(0, (t_b - t_c) - (t_a - t_chunk)): what the collective costs beyond its
@@ -28,7 +28,7 @@
 
 #define BENCH_OVERSUB_CHUNK_S 1e-3 /* compute between two collectives, seconds */
 #define BENCH_OVERSUB_ITERS 150    /* iterations per timing (quick 60) */
-#define BENCH_OVERSUB_ROUNDS 3     /* interleaved rounds over the four timings */
+#define BENCH_OVERSUB_ROUNDS 5     /* interleaved rounds over the four timings (the median round is kept) */
 #define BENCH_OVERSUB_N 128        /* GEMM size of the chunk's calls */
 
 #ifndef UMOE_MPI
@@ -114,12 +114,14 @@ umoe_status bench_oversub_run(const bench_run *run, bench_oversub_result *o) {
     o->iters = iters;
     o->chunk_calls = c.calls;
     /* the four timings in BENCH_OVERSUB_ROUNDS interleaved rounds (a burst of outside load hits all four
-     * alike), each the mean over its iterations: the mean, not the median, because the occasional wait for a
-     * descheduled peer is the cost being measured */
-    double t[4] = {0, 0, 0, 0};
+     * alike); a round's figure is the mean over its iterations (the occasional wait for a descheduled peer is
+     * the cost being measured, so no median inside a round), a timing's the median over the rounds (a round
+     * that a burst of other users' load fell into does not count) */
+    double rt[4][BENCH_OVERSUB_ROUNDS], t[4];
     int per = iters / BENCH_OVERSUB_ROUNDS;
     for (int r = 0; r < BENCH_OVERSUB_ROUNDS; r++)
-        for (int m = 0; m < 4; m++) t[m] += timed(&c, per, m & 1, m >> 1) / BENCH_OVERSUB_ROUNDS;
+        for (int m = 0; m < 4; m++) rt[m][r] = timed(&c, per, m & 1, m >> 1);
+    for (int m = 0; m < 4; m++) t[m] = bench_median(rt[m], BENCH_OVERSUB_ROUNDS);
     o->iters = per * BENCH_OVERSUB_ROUNDS;
     o->t_chunk = t[0];
     o->t_a = t[1];

@@ -23,11 +23,13 @@
 
 const char *const bench_phase_names[BENCH_PHASES] = {"gemm", "attention", "memory", "comm"};
 
-double bench_work_s(const bench_all *b) {
-    double t = b->attn.fwd.med + b->attn.bwd.med;
-    for (int i = 0; i < b->gemm.n_shapes; i++) t += b->gemm.shape[i].t.med;
-    if (b->mem.cache_bw > 0) t += b->mem.ck[0].t.med + b->mem.ck[1].t.med;
-    return t;
+int bench_work_items(const bench_all *b, double *t, int max) {
+    int n = 0;
+    for (int i = 0; i < b->gemm.n_shapes && n < max; i++) t[n++] = b->gemm.shape[i].t.med;
+    if (n < max) t[n++] = b->attn.fwd.med;
+    if (n < max) t[n++] = b->attn.bwd.med;
+    for (int i = 0; i < 2 && b->mem.cache_bw > 0 && n < max; i++) t[n++] = b->mem.ck[i].t.med;
+    return n;
 }
 
 static void put_stat(json_writer *w, const bench_stat *s) {
@@ -166,11 +168,12 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     jw_num(w, "mem_reserved", b->mem_reserved);
     jw_obj_close(w);
     jw_obj_open(w, "rank_work");
-    jw_str(w, "what", "per rank: seconds of one pass over the compute-bound items (one call of each GEMM shape at "
-                      "its median, attention forward + backward, the cache-resident element-wise kernels), all "
-                      "ranks timing at the same moments; rank_time_mean / rank_time_max = mean / max over ranks "
-                      "divided by rank 0's");
-    jw_arr_open(w, "seconds");
+    jw_str(w, "what", "per rank: the median over the compute-bound items (every GEMM shape, attention forward and "
+                      "backward, the cache-resident element-wise kernels; all ranks timing at the same moments) "
+                      "of the item's median time / rank 0's; rank_time_mean / rank_time_max = mean / max over "
+                      "ranks (a median of ratios: a burst of outside load on a few items does not move it)");
+    jw_int(w, "items", b->n_work_items);
+    jw_arr_open(w, "time_vs_rank0");
     for (int i = 0; i < b->n_rank_work; i++) jw_num(w, NULL, b->rank_work[i]);
     jw_arr_close(w);
     jw_num(w, "rank_time_mean", b->rank_time_mean);

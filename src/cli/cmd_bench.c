@@ -209,8 +209,10 @@ int cmd_bench(int argc, char **argv) {
     b.peak_lo = b.peak_hi = b.gemm.peak;
     b.hbm_bw_lo = b.hbm_bw_hi = b.mem.hbm_bw;
     b.n_rank_work = 1;
-    b.rank_work[0] = s ? 0 : bench_work_s(&b);
+    b.rank_work[0] = 1;
     b.rank_time_mean = b.rank_time_max = 1;
+    double items[BENCH_MAX_SHAPES + 4];
+    b.n_work_items = s ? 0 : bench_work_items(&b, items, BENCH_MAX_SHAPES + 4);
 #ifdef UMOE_MPI
     if (mpi) {
         int bad = s != UMOE_OK, any = 0;
@@ -221,19 +223,23 @@ int cmd_bench(int argc, char **argv) {
             MPI_Allreduce(v, lo, 2, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
             MPI_Allreduce(v, hi, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             b.peak_lo = lo[0], b.peak_hi = hi[0], b.hbm_bw_lo = lo[1], b.hbm_bw_hi = hi[1];
-            if (run.size <= BENCH_MAX_RANKS) { /* every rank's compute time at the same moments */
-                double mine = b.rank_work[0];
-                MPI_Allgather(&mine, 1, MPI_DOUBLE, b.rank_work, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+            int ni = b.n_work_items;
+            if (run.size <= BENCH_MAX_RANKS && ni > 0) { /* every rank's compute time at the same moments */
+                double *all = umoe_malloc((size_t)run.size * ni * sizeof(double), "bench rank items");
+                MPI_Allgather(items, ni, MPI_DOUBLE, all, ni, MPI_DOUBLE, MPI_COMM_WORLD);
+                double ratio[BENCH_MAX_SHAPES + 4], sum = 0, mx = 0;
+                for (int r = 0; r < run.size; r++) {
+                    int m = 0;
+                    for (int i = 0; i < ni; i++)
+                        if (all[i] > 0) ratio[m++] = all[(size_t)r * ni + i] / all[i];
+                    b.rank_work[r] = m ? bench_median(ratio, m) : 1;
+                    sum += b.rank_work[r];
+                    if (b.rank_work[r] > mx) mx = b.rank_work[r];
+                }
+                umoe_free(all, (size_t)run.size * ni * sizeof(double));
                 b.n_rank_work = run.size;
-                double sum = 0, mx = 0;
-                for (int i = 0; i < run.size; i++) {
-                    sum += b.rank_work[i];
-                    if (b.rank_work[i] > mx) mx = b.rank_work[i];
-                }
-                if (b.rank_work[0] > 0) {
-                    b.rank_time_mean = sum / run.size / b.rank_work[0];
-                    b.rank_time_max = mx / b.rank_work[0];
-                }
+                b.rank_time_mean = sum / run.size;
+                b.rank_time_max = mx;
             }
             tp = umoe_now();
             s = bench_mpi_run(&run, &b.comm);
