@@ -336,10 +336,10 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
     jw_str(&w, "adamw_bw", "MEASURED: adamw_update's median rate (28 bytes per parameter) on DRAM-sized arrays, "
                            "every rank at once: the engine model's optimizer rate");
     if (b->n_rank_work > 1)
-        jw_str(&w, "rank_time_mean, rank_time_max", "MEASURED: the compute-bound items' time on each rank (all ranks "
-                                                    "at once) / rank 0's, mean and max over ranks: a single process "
-                                                    "lands on any core, ranks that exchange every layer wait for the "
-                                                    "slowest");
+        jw_str(&w, "rank_time_mean, rank_time_max", "MEASURED: per rank the median over the compute-bound items "
+                                                    "(all ranks at once) of its time / rank 0's; mean and max over "
+                                                    "ranks: a single process lands on any core, ranks that exchange "
+                                                    "every layer wait for the slowest");
     if (b->mem_reserved > 0)
         jw_str(&w, "mem_reserved", "MEASURED: this process's resident set (/proc/self/statm) minus its counted "
                                    "allocations at the end of the run: code, libraries, OpenBLAS and MPI buffers");
