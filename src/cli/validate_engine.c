@@ -33,7 +33,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: umoe validate --engine [--hw FILE] [--bench | --bench-each] [--quick] [--set FILE] [--json]\n\n"
+            "usage: umoe validate --engine [--hw FILE] [--bench | --bench-each] [--quick] [--set FILE] [--json] [--no-pin]\n\n"
             "Runs real training configurations of the engine on this machine (umoe train, under mpirun for\n"
             "EP 2 and 4, one thread per rank), simulates each with the measured hardware spec, and prints\n"
             "predicted vs measured step time and peak memory with the error per row and the median absolute\n"
@@ -44,7 +44,9 @@ static void usage(FILE *f) {
             "  --bench-each  measure it again before every run (the load of each run's minute)\n"
             "  --quick     the short set (configs/engine-validation/quick.json, about a minute on 2 cores)\n"
             "  --set FILE  another set of runs (format in docs/engine-validation.md)\n"
-            "  --json      machine-readable output\n");
+            "  --json      machine-readable output\n"
+            "  --no-pin    with --bench/--bench-each or a missing spec: leave the bench's ranks and the\n"
+            "              single-process runs unbound (predicted with the mean over cores, rank_time_mean)\n");
 }
 
 static int file_exists(const char *p) {
@@ -74,10 +76,21 @@ static int have_mpirun(void) {
     return known;
 }
 
-/* Runs argv with stdout+stderr to `out_path`; environment adds one thread per rank. Returns the exit status
- * (-1 when it could not start); cpu_s = user + system seconds of the child and every descendant it reaped. */
+/* The CPU a pinned single-process run is bound to: the lowest in this process's affinity mask, the core
+ * `mpirun --bind-to core` binds rank 0 of the bench to (whose figures the spec's rates are). -1: unknown. */
+static int pin_cpu(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set)) return c;
+    return -1;
+}
+
+/* Runs argv with stdout+stderr to `out_path`; environment adds one thread per rank; bound to CPU `cpu` when
+ * cpu >= 0. Returns the exit status (-1 when it could not start); cpu_s = user + system seconds of the child
+ * and every descendant it reaped. */
 static int spawn(char *const argv[], const char *out_path, double *cpu_s, double *wall_s, int ranks,
-                 const char *log, double *cpu_at_line, int max_lines, int *lines) {
+                 const char *log, double *cpu_at_line, int max_lines, int *lines, int cpu) {
     struct timeval t0, t1;
     gettimeofday(&t0, NULL);
     pid_t pid = fork();
@@ -91,6 +104,12 @@ static int spawn(char *const argv[], const char *out_path, double *cpu_s, double
         }
         setenv("OMP_NUM_THREADS", "1", 1);
         setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        if (cpu >= 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (sched_setaffinity(0, sizeof one, &one) != 0) _exit(126);
+        }
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -122,13 +141,14 @@ static void argi(argvec *a, long v) {
     snprintf(b, sizeof b, "%ld", v);
     arg(a, "%s", b);
 }
-static void mpirun_prefix(argvec *a, int np) {
+/* bind = 1: each rank bound to its own core (rank 0 to the first); 0: the OS places and moves them */
+static void mpirun_prefix(argvec *a, int np, int bind) {
     arg(a, "%s", "mpirun");
     arg(a, "%s", "-np");
     argi(a, np);
     arg(a, "%s", "--oversubscribe");
     arg(a, "%s", "--bind-to");
-    arg(a, "%s", "none"); /* the OS spreads the ranks over the cores this process may use */
+    arg(a, "%s", bind ? "core" : "none"); /* none: the OS spreads the ranks over the cores this process may use */
     if (geteuid() == 0) arg(a, "%s", "--allow-run-as-root");
     arg(a, "%s", "-x");
     arg(a, "%s", "OMP_NUM_THREADS");
@@ -136,9 +156,10 @@ static void mpirun_prefix(argvec *a, int np) {
     arg(a, "%s", "OPENBLAS_NUM_THREADS");
 }
 
-static int run_bench(const char *hw, int quick) {
+/* pin: the bench's ranks bound to one core each, so rank 0's figures (the spec's rates) are the first core's */
+static int run_bench(const char *hw, int quick, int pin) {
     argvec a = {.n = 0};
-    if (have_mpirun()) mpirun_prefix(&a, 2);
+    if (have_mpirun()) mpirun_prefix(&a, 2, pin);
     arg(&a, "%s", self_exe());
     arg(&a, "%s", "bench");
     if (quick) arg(&a, "%s", "--quick");
@@ -149,7 +170,7 @@ static int run_bench(const char *hw, int quick) {
             have_mpirun() ? "mpirun -np 2 " : "", "umoe", quick ? " --quick" : "", hw);
     char log[4200];
     snprintf(log, sizeof log, "%s.bench-log", hw);
-    int rc = spawn(a.v, log, NULL, NULL, 1, NULL, NULL, 0, NULL);
+    int rc = spawn(a.v, log, NULL, NULL, 1, NULL, NULL, 0, NULL, -1);
     if (rc != 0 || !file_exists(hw)) {
         fprintf(stderr, "umoe validate: `umoe bench --out %s` failed (exit %d; its output is in %s); run it yourself: "
                         "mpirun -np 2 umoe bench --out %s\n", hw, rc, log, hw);
@@ -333,12 +354,12 @@ static int parse_log(const char *path, int warmup, engine_row *e) {
     return 0;
 }
 
-static void run_one(const run_set *S, engine_row *e, const char *tmp, const char *data, double cores) {
+static void run_one(const run_set *S, engine_row *e, const char *tmp, const char *data, double cores, int cpu) {
     char log[4200], out[4200];
     snprintf(log, sizeof log, "%s/%s.jsonl", tmp, e->id);
     snprintf(out, sizeof out, "%s/%s.out", tmp, e->id);
     argvec a = {.n = 0};
-    if (e->ranks > 1) mpirun_prefix(&a, e->ranks);
+    if (e->ranks > 1) mpirun_prefix(&a, e->ranks, 0);
     arg(&a, "%s", self_exe());
     arg(&a, "%s", "train");
     arg(&a, "%s", e->model);
@@ -357,14 +378,15 @@ static void run_one(const run_set *S, engine_row *e, const char *tmp, const char
         arg(&a, "%s", "--placement");
         if (e->placement > 0) argi(&a, e->placement); else arg(&a, "%s", "off");
     }
-    double cpu = 0, wall = 0;
+    int pin = cpu;
+    double cpu_s = 0, wall = 0;
     LOG_INFO("validate --engine: run %s (%d rank%s)", e->id, e->ranks, e->ranks > 1 ? "s" : "");
     double cpu_at[VE_MAX_STEPS];
     int lines = 0;
-    int rc = spawn(a.v, out, &cpu, &wall, e->ranks, log, cpu_at, VE_MAX_STEPS, &lines);
+    int rc = spawn(a.v, out, &cpu_s, &wall, e->ranks, log, cpu_at, VE_MAX_STEPS, &lines, e->ranks == 1 ? pin : -1);
     e->wall_s = wall;
     double slots = fmin((double)e->ranks, cores);
-    e->cpu_share = wall > 0 ? cpu / (wall * slots) : NAN;
+    e->cpu_share = wall > 0 ? cpu_s / (wall * slots) : NAN;
     if (rc != 0) {
         snprintf(e->reason, sizeof e->reason, "umoe train exited %d (output: %.300s)", rc, out);
         return;
@@ -405,7 +427,7 @@ static void rm_tmp(const char *tmp, const run_set *S) {
 
 int cmd_validate_engine(int argc, char **argv) {
     const char *hw_arg = NULL, *set_arg = NULL;
-    int quick = 0, json = 0, bench = 0, bench_each = 0;
+    int quick = 0, json = 0, bench = 0, bench_each = 0, no_pin = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { usage(stdout); return UMOE_EXIT_OK; }
@@ -414,6 +436,7 @@ int cmd_validate_engine(int argc, char **argv) {
         else if (!strcmp(a, "--bench")) bench = 1;
         else if (!strcmp(a, "--bench-each")) bench = bench_each = 1;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--no-pin")) no_pin = 1;
         else if (!strcmp(a, "--hw") || !strcmp(a, "--set")) {
             const char *v = cli_value("validate", argc, argv, i);
             if (!v) return UMOE_EXIT_INPUT;
@@ -430,8 +453,13 @@ int cmd_validate_engine(int argc, char **argv) {
         char p[4096];
         if (spec_resolve(hw, "hardware", p, sizeof p)) umoe_strlcpy(hw, p, sizeof hw);
     }
+    /* pinned: the spec is measured here with the bench's ranks bound to a core each, and single-process runs
+     * are bound to rank 0's core, so they are predicted with that core's own rates (rank_time 1) instead of
+     * the mean over cores (a spec measured elsewhere: unpinned, rank_time_mean) */
+    int pin = -1;
     if (!file_exists(hw) || bench) {
-        int rc = run_bench(hw, 0);
+        pin = no_pin ? -1 : pin_cpu();
+        int rc = run_bench(hw, 0, pin >= 0);
         if (rc) return rc;
     }
     spec_hardware h;
@@ -461,15 +489,22 @@ int cmd_validate_engine(int argc, char **argv) {
         rc = UMOE_EXIT_FAIL;
     }
     double cores = cpu_cores();
-    int failed = 0;
+    int failed = 0, have_after = 0;
+    spec_hardware h_after = h;
     for (int i = 0; !rc && i < S->n; i++) {
         engine_row *e = &S->rows[i];
         if (e->ranks > 1 && !have_mpirun()) continue;
-        if (bench_each && i > 0) { /* the machine of this minute: the same load as the run that follows */
-            if ((rc = run_bench(hw, 0))) break;
+        if (have_after) h = h_after; /* the bench right after the previous run is the one before this run */
+        else if (bench_each && i > 0) { /* the machine of this minute: the same load as the run that follows */
+            if ((rc = run_bench(hw, 0, pin >= 0))) break;
             if (spec_hardware_load(hw, &h)) { rc = cli_input_error(); break; }
         }
-        run_one(S, e, tmp, data, cores);
+        run_one(S, e, tmp, data, cores, pin);
+        if (bench_each) { /* and right after it: the run is bracketed by two benches (drift within the run) */
+            if ((rc = run_bench(hw, 0, pin >= 0))) break;
+            if (spec_hardware_load(hw, &h_after)) { rc = cli_input_error(); break; }
+            have_after = 1;
+        }
         if (!e->ok) { failed++; continue; }
         struct stat sb;
         sim_engine_config c = {e->ranks, e->ep, e->ranks_per_node, e->hierarchical, e->placement, e->batch,
@@ -477,12 +512,20 @@ int cmd_validate_engine(int argc, char **argv) {
                                stat(data, &sb) == 0 ? (double)sb.st_size : (double)S->data_bytes,
                                e->recv_scale};
         spec_recompute_parse(e->recompute, set, "recompute", &c.recompute);
-        if (sim_engine_run(&models[i], &h, &c, &e->pred)) {
+        sim_engine_result after;
+        spec_hardware hb = h, ha = h_after;
+        if (pin >= 0 && e->ranks == 1) hb.rank_time_mean = ha.rank_time_mean = 1; /* rank 0's core: its own rates */
+        if (sim_engine_run(&models[i], &hb, &c, &e->pred) || (bench_each && sim_engine_run(&models[i], &ha, &c, &after))) {
             e->ok = 0;
             snprintf(e->reason, sizeof e->reason, "simulator: %.300s", umoe_err);
             failed++;
             continue;
         }
+        /* predicted step = the mean of the predictions with the spec measured just before and just after the
+         * run (--bench-each); memory and the parts are the before-spec's */
+        e->pred_step_before_s = e->pred.step_s;
+        e->pred_step_after_s = bench_each ? after.step_s : NAN;
+        if (bench_each) e->pred.step_s = 0.5 * (e->pred_step_before_s + e->pred_step_after_s);
         e->err_step = e->pred.step_s / e->meas_step_s - 1;
         e->err_cpu_step = e->pred.step_s / e->meas_cpu_step_s - 1;
         e->err_alloc = e->pred.alloc_peak / e->meas_alloc - 1;

@@ -20,7 +20,8 @@ typedef struct {
     double wall_s;          /* the whole run */
     int measured_steps;
     /* predicted */
-    sim_engine_result pred;
+    sim_engine_result pred;  /* with --bench-each, step_s = the mean of the two below */
+    double pred_step_before_s, pred_step_after_s; /* with the spec measured just before / after the run (NAN: none) */
     double err_step, err_cpu_step, err_alloc, err_rss;
     int ok;
     char reason[512];

@@ -75,6 +75,8 @@ void engine_report_print(const engine_row *rows, int n, const char *hw, int json
                 jw_num(&w, "measured_step_min_s", r->meas_step_min);
                 jw_num(&w, "measured_step_max_s", r->meas_step_max);
                 jw_num(&w, "predicted_step_s", r->pred.step_s);
+                jw_num(&w, "predicted_step_before_s", r->pred_step_before_s);
+                jw_num(&w, "predicted_step_after_s", r->pred_step_after_s);
                 jw_num(&w, "step_error", r->err_step);
                 jw_num(&w, "measured_cpu_step_s", r->meas_cpu_step_s);
                 jw_num(&w, "cpu_step_error", r->err_cpu_step);

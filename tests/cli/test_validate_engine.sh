@@ -88,10 +88,20 @@ EOF
 echo '{"steps": 3, "warmup": 1, "runs": [{"id": "t1", "model": "tiny-moe", "batch": 2}]}' > "$tmp/one.json"
 expect_out "engine: table" "t1 .*\\|.*runs, 1 ok" sh -c "$UMOE validate --engine --set $tmp/one.json --hw $tmp/local.json | tr '\n' ' '"
 
-# --bench-each: the spec is measured again before every run (here 2 runs: the first bench and one more)
+# --bench-each: the spec is measured again before and after every run (here 2 runs: the first bench, the one
+# between the runs, the one after the last); each row is predicted with the specs on both sides of it
 echo '{"steps": 3, "warmup": 1, "runs": [{"id": "b1", "model": "tiny-moe", "batch": 2}, {"id": "b2", "model": "tiny-moe", "batch": 2}]}' > "$tmp/two.json"
-$UMOE validate --engine --bench-each --set "$tmp/two.json" --hw "$tmp/each.json" > "$tmp/each.out" 2> "$tmp/each.err"
+$UMOE validate --engine --bench-each --set "$tmp/two.json" --hw "$tmp/each.json" --json > "$tmp/each.json.out" 2> "$tmp/each.err"
 rc=$?
+python3 - "$tmp/each.json.out" <<'EOF3'
+import json, math, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+ok = all(r["status"] == "ok" and r["predicted_step_before_s"] > 0 and r["predicted_step_after_s"] > 0 and
+         abs(r["predicted_step_s"] - 0.5 * (r["predicted_step_before_s"] + r["predicted_step_after_s"])) < 1e-8 * r["predicted_step_s"]
+         for r in rows) and len(rows) == 2
+print(("PASS" if ok else "FAIL") + " engine: --bench-each predicts the mean of the specs before and after each run"
+      + ("" if ok else ": " + str(rows)))
+EOF3
 n=$(grep -c "measuring this machine first" "$tmp/each.err")
-if [ "$rc" -eq 0 ] && [ "$n" -eq 2 ] && grep -q "2 runs, 2 ok" "$tmp/each.out"; then echo "PASS engine: --bench-each measures before every run"
+if [ "$rc" -eq 0 ] && [ "$n" -eq 3 ]; then echo "PASS engine: --bench-each measures before and after every run"
 else echo "FAIL engine: --bench-each (exit $rc, $n benches): $(tail -c 600 "$tmp/each.err")"; fi
