@@ -359,7 +359,9 @@ static void run_one(const run_set *S, engine_row *e, const char *tmp, const char
     snprintf(log, sizeof log, "%s/%s.jsonl", tmp, e->id);
     snprintf(out, sizeof out, "%s/%s.out", tmp, e->id);
     argvec a = {.n = 0};
-    if (e->ranks > 1) mpirun_prefix(&a, e->ranks, 0);
+    /* pinned, and no more ranks than cores: rank r on core r, as the bench's ranks were (rank_time_max is
+     * then the cores' own ratio); more ranks than cores stay with the OS scheduler */
+    if (e->ranks > 1) mpirun_prefix(&a, e->ranks, cpu >= 0 && e->ranks <= (int)cores);
     arg(&a, "%s", self_exe());
     arg(&a, "%s", "train");
     arg(&a, "%s", e->model);
