@@ -530,6 +530,7 @@ int cmd_validate_engine(int argc, char **argv) {
         if (bench_each) e->pred.step_s = 0.5 * (e->pred_step_before_s + e->pred_step_after_s);
         e->err_step = e->pred.step_s / e->meas_step_s - 1;
         e->err_cpu_step = e->pred.step_s / e->meas_cpu_step_s - 1;
+        e->err_step_fastest = e->pred.step_s / e->meas_step_min - 1;
         e->err_alloc = e->pred.alloc_peak / e->meas_alloc - 1;
         e->err_rss = e->pred.rss / e->meas_rss - 1;
     }

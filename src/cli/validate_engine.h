@@ -23,6 +23,8 @@ typedef struct {
     sim_engine_result pred;  /* with --bench-each, step_s = the mean of the two below */
     double pred_step_before_s, pred_step_after_s; /* with the spec measured just before / after the run (NAN: none) */
     double err_step, err_cpu_step, err_alloc, err_rss;
+    double err_step_fastest; /* pred.step_s / meas_step_min - 1: against the fastest measured step, the run's
+                              * figure least slowed by other tenants, as the bench's medians of short samples are */
     int ok;
     char reason[512];
 } engine_row;

@@ -66,6 +66,8 @@ for r in rows:
     check("engine: %s finite times" % r["id"], all(fin(r[k]) and r[k] > 0 for k in
           ("measured_step_s", "predicted_step_s", "measured_alloc_peak", "predicted_alloc_peak", "measured_peak_rss"))
           and fin(r["step_error"]), str(r))
+    check("engine: %s error vs the fastest step" % r["id"], r["measured_step_min_s"] <= r["measured_step_s"] and
+          abs(r["step_fastest_error"] - (r["predicted_step_s"] / r["measured_step_min_s"] - 1)) < 1e-6, str(r))
     check("engine: %s predicted = measured arena" % r["id"], r["predicted_arena"] == r["measured_arena"],
           "%s vs %s" % (r["predicted_arena"], r["measured_arena"]))
     if r["placement"] > 0:  # rank 0's rows after a re-placement: bounded by the most loaded rank's
@@ -81,7 +83,8 @@ for r in rows:
 s = d["summary"]
 check("engine: median allocator error below 0.5%", fin(s["alloc_median_abs_error"]) and s["alloc_median_abs_error"] < 0.005,
       str(s["alloc_median_abs_error"]))
-check("engine: step-time medians finite", fin(s["step_median_abs_error"]) and fin(s["cpu_step_median_abs_error"]), str(s))
+check("engine: step-time medians finite", fin(s["step_median_abs_error"]) and fin(s["cpu_step_median_abs_error"])
+      and fin(s["step_fastest_median_abs_error"]), str(s))
 EOF
 
 # the table: header, a row per run, the summary line
