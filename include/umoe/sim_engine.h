@@ -29,7 +29,10 @@ typedef struct {
     /* time per optimizer step, seconds (the slowest rank) */
     double step_s;
     double gemm_s, attn_s, elementwise_s, recompute_s, ep_s, sync_s, optimizer_s;
+    double oversub_s;     /* ranks > cores: collectives waiting for descheduled peers (spec oversub_wait) */
     double share;         /* fraction of one core each rank gets: min(1, cores / (ranks x threads)) */
+    double slow;          /* compute-time factor of the cores the ranks use (spec rank_time_mean for one
+                           * process, rank_time_max for several; 1 when the spec has none) */
     /* memory of one rank, bytes (rank 0: the one whose report the engine logs) */
     double params, grads, optimizer;   /* fp32 weights, gradients, AdamW m + v (every expert on every rank) */
     double arena;                       /* the activation arena (docs/engine-memory.md: all four regions) */

@@ -122,6 +122,12 @@ typedef struct {
     double cache_bw;         /* element-wise kernels on cache-resident arrays, bytes/s per device (umoe bench) */
     double cache_bytes;      /* working set below which cache_bw applies (per-core L2), bytes */
     double adamw_bw;         /* the engine's AdamW update over DRAM-sized arrays, bytes/s per device (28 B/param) */
+    /* compute time of the host's cores relative to the written figures (umoe bench under mpirun: every rank
+     * times the same compute-bound items at the same moments; 0 = not given = 1). A single process runs on
+     * any of the cores (mean); ranks that exchange every layer wait for the slowest (max). */
+    double rank_time_mean, rank_time_max;
+    double oversub_wait;     /* extra seconds per collective when more ranks than cores share the host (two
+                              * runnable per core; umoe bench); 0 = not given: not charged */
     /* added for speed (additive): derived from gemm_eff_flops by spec_hardware_prepare, never read from or
      * written to JSON. gemm_eff_lnr[i] = ln(gemm_eff_flops[i] / gemm_eff_flops[i-1]) (i >= 1), valid while
      * gemm_eff_lnr_src[i-1..i] equal gemm_eff_flops[i-1..i]; the lookups recompute a ratio that is not valid,

@@ -17,6 +17,10 @@
 #define BENCH_MAX_REPS 64   /* timed repetitions kept per item */
 #define BENCH_MAX_SHAPES 64 /* GEMM shapes in one grid */
 #define BENCH_MAX_SIZES 16  /* message sizes per collective */
+#define BENCH_MAX_RANKS 64  /* ranks whose compute speed is recorded */
+#define BENCH_LAT_SUSPECT 100e-6 /* s: a fitted collective latency above this is a scheduler artefact (shared
+                                  * memory here: about 1 us; a scheduler time slice: ms) */
+#define BENCH_COMM_ATTEMPTS 3    /* measurements of a suspect tier, in all */
 
 /* Repetitions and spread of one measured item (seconds per call). */
 typedef struct {
@@ -122,6 +126,8 @@ typedef struct {
     double alpha[BENCH_COLL_COUNT];
     bench_fit fit;      /* joint fit of all three in the simulator's formulas -> *_lat, *_bw */
     int fit_failed;     /* the joint fit gave no usable (lat, bw): times did not grow with size (noise) */
+    int attempts;       /* measurements of the tier (more than 1: the first latency looked scheduler-quantised) */
+    int lat_suspect;    /* the kept latency is still above BENCH_LAT_SUSPECT */
 } bench_comm_tier;
 typedef struct {
     int mpi;            /* 1: measured under MPI with >= 2 ranks in some tier, and fitted */
@@ -135,6 +141,15 @@ umoe_status bench_mpi_run(const bench_run *run, bench_comm_result *c);
 /* Least squares of t_i = c_i lat + x_i / bw, each equation divided by t_i (relative error); lat >= 0. */
 umoe_status bench_fit_alpha_beta(const double *c, const double *x, const double *t, int n, bench_fit *f);
 
+/* ---- bench_oversub.c */
+typedef struct {
+    int measured, iters, chunk_calls;
+    double t_chunk, t_a, t_c, t_b; /* seconds per iteration: chunk; + collective; with co-runner; both */
+    double wait;        /* oversub_wait: extra seconds per collective with two runnable ranks per core */
+} bench_oversub_result;
+/* Under mpirun with >= 2 ranks: the collective's extra cost when a co-runner shares each rank's core. */
+umoe_status bench_oversub_run(const bench_run *run, bench_oversub_result *o);
+
 /* ---- bench_write.c */
 enum { BENCH_PHASE_GEMM, BENCH_PHASE_ATTN, BENCH_PHASE_MEM, BENCH_PHASE_COMM, BENCH_PHASES };
 extern const char *const bench_phase_names[BENCH_PHASES];
@@ -144,11 +159,23 @@ typedef struct {
     double wall_s;
     double phase_s[BENCH_PHASES]; /* wall seconds of each phase */
     double peak_lo, peak_hi, hbm_bw_lo, hbm_bw_hi; /* spread over ranks (= own figure without MPI) */
+    /* per rank: the median over the compute-bound items (bench_work_items) of the item's time / rank 0's;
+     * rank_time_* = mean and max of those over ranks (1 without MPI) */
+    int n_rank_work, n_work_items;
+    double rank_work[BENCH_MAX_RANKS];
+    double rank_time_mean, rank_time_max;
     bench_gemm_result gemm;
     bench_attn_result attn;
     bench_mem_result mem;
     bench_comm_result comm;
+    bench_oversub_result oversub;
+    double rss_bytes, counted_bytes; /* at the end of the run: resident set, counted allocator's live bytes */
+    double mem_reserved;             /* rss_bytes - counted_bytes (>= 0): the runtime's resident share */
 } bench_all;
+/* The compute-bound items' median times on this rank (every GEMM shape, attention forward and backward, the
+ * cache-resident element-wise kernels), at most max of them; returns the count. Compared item by item over
+ * ranks that measured at the same moments, they give how much slower each core was (rank_time_*). */
+int bench_work_items(const bench_all *b, double *t, int max);
 /* The hardware JSON as text (caller frees with umoe_free(p, *len + 1)); *len its length. */
 char *bench_json(const bench_run *run, const bench_all *b, size_t *len);
 /* Parse the text back through spec_hardware_from_json (the simulator's loader), then write it atomically

@@ -6,6 +6,11 @@
  * Peak = the best rate measured over the grid (flops / fastest call). Each shape's efficiency = its median
  * rate / peak (<= 1 by construction); the table has one point per level: (flops, mean efficiency of its
  * shapes), sorted by flops - the spec_hardware gemm_eff curve (spec.h: piecewise linear in log10(flops)).
+ * Operands are cold, as in a training step: every timed call takes its (in, w, out) from the next slot of a
+ * BENCH_GEMM_POOL_FLOATS pool (far larger than the per-core L2), so a call finds its operands where the
+ * engine finds a layer's weights and the tensors of other kernels: not in L2. Measured on the development
+ * machine (docs/bench.md): the engine's GEMMs ran 1.1 to 1.45x slower than the same calls repeated on hot
+ * operands, and a `perf` profile of a tiny-moe step put its sgemm time 20 to 35% above a hot-cache grid.
  * Does not: measure 16-bit or fp8 GEMMs (the engine has none), or batched/grouped GEMMs separately (a grouped
  * expert GEMM is one matmul_forward per expert in the engine, so it is on this curve). */
 #include <math.h>
@@ -18,15 +23,22 @@ static const size_t levels_quick[] = {32, 64, 128, 256, 512};
 #define BENCH_GEMM_BUDGET_FULL 0.05   /* seconds of timed calls per shape (at least 3, at most 64 calls) */
 #define BENCH_GEMM_BUDGET_QUICK 0.008
 #define BENCH_GEMM_ROUNDS 4           /* passes over the grid (see the timing loop) */
+#define BENCH_GEMM_POOL_FLOATS (8u << 20) /* 32 MiB of operand slots (16x the 2 MiB per-core L2 here) */
 
 typedef struct {
-    float *out, *in, *w;
+    float *pool;        /* BENCH_GEMM_POOL_FLOATS floats of operand slots */
     size_t N, C, O;
+    size_t next;        /* calls made: call k uses slot k mod (slots of this shape) */
 } gemm_arg;
 
+/* One call on the next slot's operands: in (N,C), w (O,C), out (N,O), consecutive in the slot. */
 static void gemm_call(void *p) {
     gemm_arg *a = p;
-    matmul_forward(a->out, a->in, a->w, NULL, a->N, a->C, a->O);
+    size_t set = (a->N * a->C + a->O * a->C + a->N * a->O + 15) & ~(size_t)15; /* 64-byte aligned slots */
+    size_t slots = BENCH_GEMM_POOL_FLOATS / set;
+    if (slots < 1) slots = 1;
+    float *in = a->pool + (a->next++ % slots) * set, *w = in + a->N * a->C, *out = w + a->O * a->C;
+    matmul_forward(out, in, w, NULL, a->N, a->C, a->O);
 }
 
 /* Shapes of one level s (product s^3 each). */
@@ -46,25 +58,10 @@ umoe_status bench_gemm_run(const bench_run *run, bench_gemm_result *g) {
     UMOE_ASSERT(n_lv <= SPEC_EFF_MAX && 3 * n_lv <= BENCH_MAX_SHAPES);
     memset(g, 0, sizeof *g);
 
-    /* one set of buffers, sized for the largest operand of the grid */
-    size_t max_in = 0, max_w = 0, max_out = 0;
-    for (int l = 0; l < n_lv; l++) {
-        size_t shp[3][3];
-        int ns = level_shapes(lv[l], run->quick, shp);
-        for (int k = 0; k < ns; k++) {
-            size_t N = shp[k][0], C = shp[k][1], O = shp[k][2];
-            if (N * C > max_in) max_in = N * C;
-            if (O * C > max_w) max_w = O * C;
-            if (N * O > max_out) max_out = N * O;
-        }
-    }
-    gemm_arg a;
-    a.in = umoe_malloc(max_in * sizeof(float), "bench gemm in");
-    a.w = umoe_malloc(max_w * sizeof(float), "bench gemm w");
-    a.out = umoe_malloc(max_out * sizeof(float), "bench gemm out");
-    bench_fill(a.in, max_in, 1);
-    bench_fill(a.w, max_w, 2);
-    memset(a.out, 0, max_out * sizeof(float));
+    /* one pool of operand slots; the largest shape's set (full grid: 14 MiB) fits at least twice */
+    gemm_arg a = {.next = 0};
+    a.pool = umoe_malloc(BENCH_GEMM_POOL_FLOATS * sizeof(float), "bench gemm operand pool");
+    bench_fill(a.pool, BENCH_GEMM_POOL_FLOATS, 1);
 
     LOG_INFO("bench: GEMM (matmul_forward, fp32) over %d levels of shapes, about %.3g s per shape", n_lv, budget);
     /* calibration: a warm-up call and one timed call per shape set its repetitions (>= 3, ~budget seconds) */
@@ -88,8 +85,8 @@ umoe_status bench_gemm_run(const bench_run *run, bench_gemm_result *g) {
     }
     /* timed calls in BENCH_GEMM_ROUNDS rounds over all shapes, so that a burst of load from other processes
      * lowers a few samples of many shapes rather than every sample of one (the medians stay clean). In each
-     * round a shape gets an untimed warm-up call (its operands back in cache, as in a loop of calls; skipped
-     * for shapes of <= 4 calls, whose operands outgrow the caches anyway) and then its share of timed calls.
+     * round a shape gets an untimed warm-up call (code and BLAS buffers; its operands are the next slot's,
+     * cold, skipped for shapes of <= 4 calls) and then its share of timed calls, each on the next slot.
      * Ranks are lined up at the start of each round. */
     static double samples[BENCH_MAX_SHAPES][BENCH_MAX_REPS];
     int done[BENCH_MAX_SHAPES] = {0};
@@ -118,9 +115,7 @@ umoe_status bench_gemm_run(const bench_run *run, bench_gemm_result *g) {
         LOG_INFO("bench: GEMM level %4zu (%.3g FLOP per call): best %.2f GFLOP/s", lv[l], 2.0 * lv[l] * lv[l] * lv[l],
                  best / 1e9);
     }
-    umoe_free(a.in, max_in * sizeof(float));
-    umoe_free(a.w, max_w * sizeof(float));
-    umoe_free(a.out, max_out * sizeof(float));
+    umoe_free(a.pool, BENCH_GEMM_POOL_FLOATS * sizeof(float));
 
     for (int i = 0; i < g->n_shapes; i++) {
         double r = g->shape[i].flops / g->shape[i].t.min;

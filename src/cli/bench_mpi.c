@@ -196,6 +196,35 @@ static umoe_status agree(umoe_status s) {
     return (umoe_status)worst;
 }
 
+/* A tier whose fitted latency is above BENCH_LAT_SUSPECT was quantised by the scheduler (a descheduled peer
+ * holds every sample of a collective for a time slice, ms; shared memory here takes about 1 us): it is
+ * measured again, up to BENCH_COMM_ATTEMPTS times in all, keeping the attempt with the lowest latency; one
+ * still above is kept and flagged (lat_suspect, a warning). Every rank takes the same decision. */
+static umoe_status measure_checked(MPI_Comm comm, int quick, bench_comm_tier *t) {
+    umoe_status s = agree(measure_tier(comm, quick, t));
+    t->attempts = 1;
+    static bench_comm_tier again; /* large (per-size tables): not on the stack */
+    for (int a = 1; !s && a < BENCH_COMM_ATTEMPTS; a++) {
+        int mine = !t->fit_failed && t->fit.lat > BENCH_LAT_SUSPECT, any = mine;
+        if (MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) return UMOE_EFAIL;
+        if (!any) break;
+        LOG_WARN("bench: collective latency %.3g us looks quantised by the scheduler (> %.0f us): measuring again "
+                 "(attempt %d of %d)", t->fit.lat * 1e6, BENCH_LAT_SUSPECT * 1e6, a + 1, BENCH_COMM_ATTEMPTS);
+        s = agree(measure_tier(comm, quick, &again));
+        int better = !s && !again.fit_failed && again.fit.lat < t->fit.lat, all = better;
+        if (!s && MPI_Allreduce(&better, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) return UMOE_EFAIL;
+        if (all) *t = again;
+        t->attempts = a + 1;
+    }
+    int mine = !t->fit_failed && t->fit.lat > BENCH_LAT_SUSPECT, any = mine;
+    if (!s && MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) return UMOE_EFAIL;
+    t->lat_suspect = any;
+    if (!s && any)
+        LOG_WARN("bench: collective latency still above %.0f us after %d attempts: kept, flagged lat_suspect "
+                 "(docs/bench.md)", BENCH_LAT_SUSPECT * 1e6, t->attempts);
+    return s;
+}
+
 umoe_status bench_mpi_run(const bench_run *run, bench_comm_result *c) {
     memset(c, 0, sizeof *c);
     if (run->size < 2) return UMOE_OK;
@@ -208,12 +237,12 @@ umoe_status bench_mpi_run(const bench_run *run, bench_comm_result *c) {
     umoe_status s = UMOE_OK;
     if (rpn >= 2) {
         LOG_INFO("bench: MPI collectives inside nodes of %d ranks", rpn);
-        s = agree(measure_tier(intra, run->quick, &c->intra));
+        s = measure_checked(intra, run->quick, &c->intra);
         c->have_intra = c->measured_intra = !s;
     }
     if (!s && run->size / rpn >= 2) {
         LOG_INFO("bench: MPI collectives across %d (emulated) nodes", run->size / rpn);
-        s = agree(measure_tier(inter, run->quick, &c->inter));
+        s = measure_checked(inter, run->quick, &c->inter);
         c->have_inter = c->measured_inter = !s;
     }
     MPI_Comm_free(&intra);

@@ -23,6 +23,15 @@
 
 const char *const bench_phase_names[BENCH_PHASES] = {"gemm", "attention", "memory", "comm"};
 
+int bench_work_items(const bench_all *b, double *t, int max) {
+    int n = 0;
+    for (int i = 0; i < b->gemm.n_shapes && n < max; i++) t[n++] = b->gemm.shape[i].t.med;
+    if (n < max) t[n++] = b->attn.fwd.med;
+    if (n < max) t[n++] = b->attn.bwd.med;
+    for (int i = 0; i < 2 && b->mem.cache_bw > 0 && n < max; i++) t[n++] = b->mem.ck[i].t.med;
+    return n;
+}
+
 static void put_stat(json_writer *w, const bench_stat *s) {
     jw_int(w, "reps", s->reps);
     jw_num(w, "t_min", s->min);
@@ -81,10 +90,11 @@ static void comm_figures(const bench_run *run, const bench_all *b, comm_figs *f)
     snprintf(f->intra_src, sizeof f->intra_src,
              "MEASURED: least-squares fit (relative error) of the fastest all-reduce, all-gather and all-to-all times over %d "
              "sizes in groups of %d ranks of this host, in the simulator's ring formulas (docs/bench.md); median "
-             "residual %.0f%%, max %.0f%%%s%s",
+             "residual %.0f%%, max %.0f%%%s%s; %d attempt(s)%s",
              in->n_sizes, in->group, 100 * in->fit.resid_med, 100 * in->fit.resid_max,
              in->fit.lat_clamped ? "; latency not resolvable (fit gave < 0), set to 0" : "",
-             c->have_intra ? "" : "; no group of >= 2 ranks inside a node: the inter-node fit is used");
+             c->have_intra ? "" : "; no group of >= 2 ranks inside a node: the inter-node fit is used", in->attempts,
+             in->lat_suspect ? "; SUSPECT: latency above 100 us, quantised by the scheduler (a busy host)" : "");
     if (c->have_inter)
         snprintf(f->inter_src, sizeof f->inter_src,
                  "MEASURED: the same fit across %d emulated nodes of %d ranks (--ranks-per-node; one host, so this "
@@ -106,6 +116,8 @@ static void put_tier(json_writer *w, const char *key, const bench_comm_tier *t) 
     jw_num(w, "resid_max", t->fit.resid_max);
     jw_bool(w, "lat_clamped", t->fit.lat_clamped);
     jw_bool(w, "failed", t->fit_failed);
+    jw_int(w, "attempts", t->attempts);
+    jw_bool(w, "lat_suspect", t->lat_suspect);
     jw_obj_close(w);
     for (int op = 0; op < BENCH_COLL_COUNT; op++) {
         jw_obj_open(w, bench_coll_names[op]);
@@ -150,6 +162,23 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     for (int i = 0; i < BENCH_PHASES; i++) jw_num(w, bench_phase_names[i], b->phase_s[i]);
     jw_obj_close(w);
     jw_str(w, "stats", "per item: reps timed calls after one warm-up; t_min/t_med/t_max seconds per call");
+    jw_obj_open(w, "resident");
+    jw_num(w, "rss_bytes", b->rss_bytes);
+    jw_num(w, "counted_bytes", b->counted_bytes);
+    jw_num(w, "mem_reserved", b->mem_reserved);
+    jw_obj_close(w);
+    jw_obj_open(w, "rank_work");
+    jw_str(w, "what", "per rank: the median over the compute-bound items (every GEMM shape, attention forward and "
+                      "backward, the cache-resident element-wise kernels; all ranks timing at the same moments) "
+                      "of the item's median time / rank 0's; rank_time_mean / rank_time_max = mean / max over "
+                      "ranks (a median of ratios: a burst of outside load on a few items does not move it)");
+    jw_int(w, "items", b->n_work_items);
+    jw_arr_open(w, "time_vs_rank0");
+    for (int i = 0; i < b->n_rank_work; i++) jw_num(w, NULL, b->rank_work[i]);
+    jw_arr_close(w);
+    jw_num(w, "rank_time_mean", b->rank_time_mean);
+    jw_num(w, "rank_time_max", b->rank_time_max);
+    jw_obj_close(w);
 
     const bench_gemm_result *g = &b->gemm;
     jw_obj_open(w, "gemm");
@@ -247,7 +276,22 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     if (c->fit_error[0]) jw_str(w, "fit_error", c->fit_error);
     if (c->measured_intra) put_tier(w, "intra", &c->intra);
     if (c->measured_inter) put_tier(w, "inter", &c->inter);
-    jw_obj_close(w);
+    jw_obj_close(w); /* comm */
+    if (b->oversub.measured) {
+        const bench_oversub_result *o = &b->oversub;
+        jw_obj_open(w, "oversub");
+        jw_str(w, "what", "seconds per iteration, max over ranks: t_chunk = a compute chunk (matmul_forward 128^3 x "
+                          "chunk_calls), t_a = chunk + 1 KiB all-to-all, t_c = chunk with a co-runner thread per "
+                          "rank (two runnable per core), t_b = both; wait = max(0, (t_b - t_c) - (t_a - t_chunk))");
+        jw_int(w, "iters", o->iters);
+        jw_int(w, "chunk_calls", o->chunk_calls);
+        jw_num(w, "t_chunk", o->t_chunk);
+        jw_num(w, "t_a", o->t_a);
+        jw_num(w, "t_c", o->t_c);
+        jw_num(w, "t_b", o->t_b);
+        jw_num(w, "wait", o->wait);
+        jw_obj_close(w);
+    }
     jw_obj_close(w);
 }
 
@@ -291,6 +335,20 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
                                             "L2 size, the working set below which the engine model uses cache_bw");
     jw_str(&w, "adamw_bw", "MEASURED: adamw_update's median rate (28 bytes per parameter) on DRAM-sized arrays, "
                            "every rank at once: the engine model's optimizer rate");
+    if (b->n_rank_work > 1)
+        jw_str(&w, "rank_time_mean, rank_time_max", "MEASURED: per rank the median over the compute-bound items "
+                                                    "(all ranks at once) of its time / rank 0's; mean and max over "
+                                                    "ranks: a single process lands on any core, ranks that exchange "
+                                                    "every layer wait for the slowest");
+    if (b->mem_reserved > 0)
+        jw_str(&w, "mem_reserved", "MEASURED: this process's resident set (/proc/self/statm) minus its counted "
+                                   "allocations at the end of the run: code, libraries, OpenBLAS and MPI buffers");
+    jw_str(&w, "host_bw", "MEASURED: memcpy's median rate in bytes copied per second (a CPU device's 'host' is its "
+                          "own memory: offload copies activations with memcpy)");
+    if (b->oversub.measured)
+        jw_str(&w, "oversub_wait", "MEASURED: extra seconds a 1 KiB all-to-all costs when each core has two "
+                                   "runnable ranks (a co-runner thread per rank), beyond its one-rank-per-core "
+                                   "time; _measurements.oversub");
     snprintf(s, sizeof s, "sysconf physical memory (%.4g bytes) / %d rank(s) on this host", b->mem.phys_bytes,
              run->host_ranks);
     jw_str(&w, "hbm_bytes", s);
@@ -323,6 +381,13 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
     jw_num(&w, "attn_eff", b->attn.eff);
     jw_num(&w, "mem_eff", b->mem.mem_eff);
     jw_num(&w, "adamw_bw", b->mem.k[BENCH_MEM_ADAMW].bw_med);
+    if (b->oversub.measured) jw_num(&w, "oversub_wait", b->oversub.wait);
+    if (b->mem_reserved > 0) jw_num(&w, "mem_reserved", b->mem_reserved);
+    jw_num(&w, "host_bw", b->mem.k[BENCH_MEM_MEMCPY].bw_med / 2.0);
+    if (b->n_rank_work > 1) {
+        jw_num(&w, "rank_time_mean", b->rank_time_mean);
+        jw_num(&w, "rank_time_max", b->rank_time_max);
+    }
     if (b->mem.cache_bw > 0) {
         jw_num(&w, "cache_bw", b->mem.cache_bw);
         jw_num(&w, "cache_bytes", b->mem.cache_bytes);

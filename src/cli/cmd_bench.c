@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef UMOE_BLAS
 #include <cblas.h>
 #endif
@@ -20,6 +21,7 @@
 #endif
 #include "bench.h"
 #include "cli.h"
+#include "umoe/nn.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -95,10 +97,16 @@ static void print_summary(const char *out, const bench_run *run, const bench_all
     printf("  hbm_bw                  %8.2f GB/s (triad; ranks %.2f..%.2f), mem_eff %.3f\n", h->hbm_bw / 1e9,
            b->hbm_bw_lo / 1e9, b->hbm_bw_hi / 1e9, h->mem_eff);
     printf("  hbm_bytes               %8.2f GiB per device\n", h->hbm_bytes / (1u << 30));
+    if (b->n_rank_work > 1)
+        printf("  rank_time_mean, _max    %8.3f, %.3f (compute time of the %d ranks / rank 0's)\n", b->rank_time_mean,
+               b->rank_time_max, b->n_rank_work);
     printf("  intra_bw, intra_lat     %8.2f GB/s, %.3g us%s\n", h->intra_bw / 1e9, h->intra_lat * 1e6,
            b->comm.mpi ? " (MPI fit)" : " (one process: memcpy estimate and default latency)");
     printf("  inter_bw, inter_lat     %8.2f GB/s, %.3g us; devices_per_node %d\n", h->inter_bw / 1e9,
            h->inter_lat * 1e6, h->devices_per_node);
+    if (b->oversub.measured)
+        printf("  oversub_wait            %8.3f ms per collective with two runnable ranks per core\n",
+               b->oversub.wait * 1e3);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -170,6 +178,24 @@ int cmd_bench(int argc, char **argv) {
     run.ranks_per_node = (int)rpn;
     run.threads = (int)threads;
 
+    /* the runtime's resident share (code, libraries, MPI's buffers after a first collective, OpenBLAS's after a
+     * first GEMM of the engine's size class): what this process holds beyond its counted allocations before the
+     * measurement arrays exist (the simulator's mem_reserved) */
+    {
+        size_t n = 256 * 256;
+        float *x = umoe_calloc(3 * n, sizeof(float), "bench runtime probe");
+        matmul_forward(x + 2 * n, x, x + n, NULL, 256, 256, 256);
+        umoe_free(x, 3 * n * sizeof(float));
+        if (run.barrier) run.barrier(run.barrier_ctx);
+        FILE *sf = fopen("/proc/self/statm", "r");
+        long pages_total = 0, pages_res = 0;
+        if (sf && fscanf(sf, "%ld %ld", &pages_total, &pages_res) == 2) {
+            b.rss_bytes = (double)pages_res * (double)sysconf(_SC_PAGESIZE);
+            b.counted_bytes = (double)umoe_alloc_current();
+            b.mem_reserved = b.rss_bytes > b.counted_bytes ? b.rss_bytes - b.counted_bytes : 0;
+        }
+        if (sf) fclose(sf);
+    }
     double t0 = umoe_now();
     LOG_INFO("bench: %d rank(s) x %d thread(s)%s", run.size, run.threads, run.quick ? ", quick" : "");
     double tp = umoe_now();
@@ -182,6 +208,11 @@ int cmd_bench(int argc, char **argv) {
     b.phase_s[BENCH_PHASE_MEM] = umoe_now() - tp;
     b.peak_lo = b.peak_hi = b.gemm.peak;
     b.hbm_bw_lo = b.hbm_bw_hi = b.mem.hbm_bw;
+    b.n_rank_work = 1;
+    b.rank_work[0] = 1;
+    b.rank_time_mean = b.rank_time_max = 1;
+    double items[BENCH_MAX_SHAPES + 4];
+    b.n_work_items = s ? 0 : bench_work_items(&b, items, BENCH_MAX_SHAPES + 4);
 #ifdef UMOE_MPI
     if (mpi) {
         int bad = s != UMOE_OK, any = 0;
@@ -192,8 +223,27 @@ int cmd_bench(int argc, char **argv) {
             MPI_Allreduce(v, lo, 2, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
             MPI_Allreduce(v, hi, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             b.peak_lo = lo[0], b.peak_hi = hi[0], b.hbm_bw_lo = lo[1], b.hbm_bw_hi = hi[1];
+            int ni = b.n_work_items;
+            if (run.size <= BENCH_MAX_RANKS && ni > 0) { /* every rank's compute time at the same moments */
+                double *all = umoe_malloc((size_t)run.size * ni * sizeof(double), "bench rank items");
+                MPI_Allgather(items, ni, MPI_DOUBLE, all, ni, MPI_DOUBLE, MPI_COMM_WORLD);
+                double ratio[BENCH_MAX_SHAPES + 4], sum = 0, mx = 0;
+                for (int r = 0; r < run.size; r++) {
+                    int m = 0;
+                    for (int i = 0; i < ni; i++)
+                        if (all[i] > 0) ratio[m++] = all[(size_t)r * ni + i] / all[i];
+                    b.rank_work[r] = m ? bench_median(ratio, m) : 1;
+                    sum += b.rank_work[r];
+                    if (b.rank_work[r] > mx) mx = b.rank_work[r];
+                }
+                umoe_free(all, (size_t)run.size * ni * sizeof(double));
+                b.n_rank_work = run.size;
+                b.rank_time_mean = sum / run.size;
+                b.rank_time_max = mx;
+            }
             tp = umoe_now();
             s = bench_mpi_run(&run, &b.comm);
+            if (!s) s = bench_oversub_run(&run, &b.oversub);
             b.phase_s[BENCH_PHASE_COMM] = umoe_now() - tp;
         }
     }

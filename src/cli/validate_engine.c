@@ -33,7 +33,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: umoe validate --engine [--hw FILE] [--bench] [--quick] [--set FILE] [--json]\n\n"
+            "usage: umoe validate --engine [--hw FILE] [--bench | --bench-each] [--quick] [--set FILE] [--json]\n\n"
             "Runs real training configurations of the engine on this machine (umoe train, under mpirun for\n"
             "EP 2 and 4, one thread per rank), simulates each with the measured hardware spec, and prints\n"
             "predicted vs measured step time and peak memory with the error per row and the median absolute\n"
@@ -41,6 +41,7 @@ static void usage(FILE *f) {
             "  --hw FILE   hardware spec measured by `umoe bench` (configs/hardware/local.json; measured first\n"
             "              with `mpirun -np 2 umoe bench --out FILE` when missing)\n"
             "  --bench     measure the spec again first (same load as the runs that follow)\n"
+            "  --bench-each  measure it again before every run (the load of each run's minute)\n"
             "  --quick     the short set (configs/engine-validation/quick.json, about a minute on 2 cores)\n"
             "  --set FILE  another set of runs (format in docs/engine-validation.md)\n"
             "  --json      machine-readable output\n");
@@ -404,13 +405,14 @@ static void rm_tmp(const char *tmp, const run_set *S) {
 
 int cmd_validate_engine(int argc, char **argv) {
     const char *hw_arg = NULL, *set_arg = NULL;
-    int quick = 0, json = 0, bench = 0;
+    int quick = 0, json = 0, bench = 0, bench_each = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { usage(stdout); return UMOE_EXIT_OK; }
         if (!strcmp(a, "--engine")) continue;
         if (!strcmp(a, "--quick")) quick = 1;
         else if (!strcmp(a, "--bench")) bench = 1;
+        else if (!strcmp(a, "--bench-each")) bench = bench_each = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--hw") || !strcmp(a, "--set")) {
             const char *v = cli_value("validate", argc, argv, i);
@@ -429,7 +431,7 @@ int cmd_validate_engine(int argc, char **argv) {
         if (spec_resolve(hw, "hardware", p, sizeof p)) umoe_strlcpy(hw, p, sizeof hw);
     }
     if (!file_exists(hw) || bench) {
-        int rc = run_bench(hw, quick);
+        int rc = run_bench(hw, 0);
         if (rc) return rc;
     }
     spec_hardware h;
@@ -463,6 +465,10 @@ int cmd_validate_engine(int argc, char **argv) {
     for (int i = 0; !rc && i < S->n; i++) {
         engine_row *e = &S->rows[i];
         if (e->ranks > 1 && !have_mpirun()) continue;
+        if (bench_each && i > 0) { /* the machine of this minute: the same load as the run that follows */
+            if ((rc = run_bench(hw, 0))) break;
+            if (spec_hardware_load(hw, &h)) { rc = cli_input_error(); break; }
+        }
         run_one(S, e, tmp, data, cores);
         if (!e->ok) { failed++; continue; }
         struct stat sb;

@@ -26,7 +26,7 @@ typedef struct {
  * 10 MoE rows of the SimuMax B200 calibration set (tools/calibrate_sim.py step 4; docs/validation.md); it
  * absorbs what the model does not itemise on the expert path (grouped-kernel inefficiency, the dispatcher's
  * index kernels and host synchronisation). */
-#define SIM_GROUPED_GEMM_FACTOR 0.5
+#define SIM_GROUPED_GEMM_FACTOR 0.55
 
 /* Flash-class attention: efficiency of the backward kernel relative to the forward one (the hardware's attn_eff
  * is the forward's). FlashAttention-3 paper (Shah et al. 2024, arXiv 2407.08608, Figs. 5-6: H100 SXM5, BF16,
@@ -58,6 +58,29 @@ typedef struct {
  * the grad-norm read for clipping (4); docs/cost-model.md "Step assembly". On the device (HBM) or, with
  * offload_optimizer, in host memory (cost_offload.c). */
 #define SIM_OPT_BYTES_PER_PARAM 34.0
+/* The device-side optimizer step of Megatron-LM's mixed-precision optimizer (megatron/core/optimizer/optimizer.py,
+ * MixedPrecisionOptimizer.step and Float16OptimizerWithFloat16Params; distrib_optimizer.py for ZeRO-1), bytes
+ * per parameter moved through HBM:
+ *   per UPDATED parameter (the ZeRO-1 shard, or all local parameters without ZeRO-1):
+ *     _copy_model_grads_to_main_grads: main_grad.float() is a no-op for fp32 main grads (bf16 runs); fp16 runs
+ *       keep fp16 grads (accumulate_allreduce_grads_in_fp32 is forced only for bf16, megatron/training/
+ *       arguments.py), so the cast writes a fp32 copy: r2 w4 = 6;
+ *     _unscale_main_grads_and_check_for_nan (fp16 dynamic loss scaling only): r4 w4 = 8;
+ *     clip_grad_norm (L2 norm of the fp32 grads): r4 = 4;
+ *     Adam (apex FusedAdam / multi_tensor_adam): read grad, param, m, v 16, write param, m, v 12 = 28;
+ *     _copy_main_params_to_model_params: read fp32 master 4, write the 16-bit parameter 2 = 6;
+ *   per LOCAL parameter (whether sharded or not): zero_grad_buffer clears the whole main-grad buffer every
+ *     step (megatron/core/distributed: grad_data.zero_()): w4 (fp32 grads), w2 (fp16 grads). */
+#define SIM_OPT_STEP_BYTES_BF16 38.0
+#define SIM_OPT_STEP_BYTES_FP16 52.0
+#define SIM_OPT_ZERO_BYTES_BF16 4.0
+#define SIM_OPT_ZERO_BYTES_FP16 2.0
+/* Megatron-Core's default gradient bucket: max(40M, 1M x DP size) parameters (megatron/core/distributed/
+ * distributed_data_parallel_config.py, bucket_size: "larger DP sizes need larger buckets to ensure collectives
+ * do not become latency-bound"). With overlap_dp the last gradient bucket and the first parameter bucket are
+ * exposed (step.c). */
+#define SIM_DP_BUCKET_MIN_PARAMS 40e6
+#define SIM_DP_BUCKET_PER_RANK 1e6
 /* offload_optimizer: bytes per updated parameter over the host link: fp32 main gradient down (4), bf16
  * parameter back up (2) (ZeRO-Offload, Ren et al. 2021, USENIX ATC, Sec. 4.1 data flow; fp32 gradients here
  * because this model keeps fp32 main gradients). */

@@ -12,15 +12,17 @@
  *             same kernels on arrays inside the per-core L2; absent from the spec = the DRAM rate for all),
  *             backward moving twice the forward bytes (read the saved input and the output grad, write the
  *             input grad);
- *   optimizer zero + clip 8 B/param at hbm_bw x mem_eff, AdamW 28 B per owned parameter at adamw_bw (bench:
+ *   optimizer zero grads 4 B/param, global norm 4 B/param, clip scaling 8 B/param (read + write; the
+ *             validation's early steps have a norm above the clip, their logs show it) at hbm_bw x mem_eff,
+ *             AdamW 28 B per owned parameter at adamw_bw (bench:
  *             adamw_update's median rate; absent = hbm_bw x mem_eff);
- *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures.
+ *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures;
+ *             with more ranks than cores, + oversub_wait per collective (bench: two runnable ranks per core).
  * Several ranks on one host share its cores: a rank that needs `threads` cores gets
  * share = min(1, cores / (ranks x threads)) of them, so every compute and element-wise time is divided by
  * share (ranks time-slice the cores; the bench measured one rank per core).
  * Does not: model an L3 level or whether a tensor is still in cache from the kernel before (one call's
- * bytes against the L2 size decide), the time of an oversubscribed rank waiting inside a collective for a descheduled peer
- * (the measured alpha-beta figures are for one rank per core), load from other users of the machine,
+ * bytes against the L2 size decide), more than two runnable ranks per core, load from other users of the machine,
  * offload, or the first step's one-off costs (buffer growth, page faults): the validation skips warm-up. */
 #include <math.h>
 #include <string.h>
@@ -38,10 +40,14 @@
 #define EW_COPY 8.0
 #define EW_SOFTMAX 12.0
 #define EW_ADAMW 28.0
+#define EW_ZERO 4.0      /* zeroing the gradients: write */
+#define EW_NORM_READ 4.0 /* the global gradient norm: read */
+#define EW_CLIP 8.0      /* scaling the gradients by clip / norm: read + write */
 
 typedef struct {
     const spec_hardware *h;
     double share, peak, bw;
+    double slow;                /* compute time of the cores the run's ranks use / the spec's (rank_time_*) */
     double cache_bw, cache_bytes; /* element-wise rate on cache-resident arrays and the L2 size (0: none) */
     double fwd, bwd;            /* accumulated per step, seconds */
     double gemm, attn, ew;      /* fwd + bwd, by kind */
@@ -51,7 +57,7 @@ typedef struct {
 static double gemm_t(const acc *a, double n, double k, double o) {
     if (n <= 0 || k <= 0 || o <= 0) return 0;
     double flops = 2 * n * k * o;
-    return flops / (a->peak * sim_gemm_eff(a->h, flops) * a->share);
+    return flops * a->slow / (a->peak * sim_gemm_eff(a->h, flops) * a->share);
 }
 /* one forward GEMM (n, k) @ (k, o), count calls; rc: its forward is redone in backward */
 static void gemm(acc *a, double n, double k, double o, double calls, int rc) {
@@ -63,7 +69,7 @@ static void gemm(acc *a, double n, double k, double o, double calls, int rc) {
 }
 static void ew(acc *a, double bytes, int rc) {
     double rate = a->cache_bw > 0 && bytes <= a->cache_bytes ? a->cache_bw : a->bw;
-    double t = bytes / (rate * a->share);
+    double t = bytes * a->slow / (rate * a->share);
     a->fwd += t;
     a->bwd += 2 * t;
     a->ew += 3 * t;
@@ -106,7 +112,8 @@ static void layer_ops(acc *a, const spec_model *s, unsigned rc, double B, double
         ew(a, EW_COPY * N * (H * Dk + Hk * Dk), full); /* RoPE */
     }
     /* attention core: causal half of 2 B T^2 H (Dk + Dv) at attn_eff */
-    double core = 0.5 * 2 * B * T * T * H * (Dk + Dv) / (a->peak * (a->h->attn_eff > 0 ? a->h->attn_eff : 0.5) * a->share);
+    double core = 0.5 * 2 * B * T * T * H * (Dk + Dv) * a->slow /
+                  (a->peak * (a->h->attn_eff > 0 ? a->h->attn_eff : 0.5) * a->share);
     a->fwd += core;
     a->bwd += ENGINE_ATTN_BWD_RATIO * core;
     a->attn += (1 + ENGINE_ATTN_BWD_RATIO) * core;
@@ -166,6 +173,11 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     }
     if (!(a.peak > 0) || !(a.bw > 0)) return umoe_fail("hardware %s: peak_fp32 and hbm_bw must be > 0", h->name);
     r->share = a.share;
+    /* a single process runs on any one of the host's cores (the mean over the bench's ranks); ranks that
+     * exchange every layer wait for the slowest core (the max) */
+    double tm = R > 1 ? h->rank_time_max : h->rank_time_mean;
+    a.slow = tm > 0 ? tm : 1.0;
+    r->slow = a.slow;
     double B = (double)c->batch / R, T = c->T, N = B * T, C = s->C, V = s->V;
     double imb = c->imbalance >= 1 ? c->imbalance : 1;
     double e_local = s->E > 0 ? (double)s->E / ep : 0;
@@ -189,18 +201,21 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     ew(&a, EW_NORM * N * C, 0); /* final norm, LM head, cross-entropy */
     gemm(&a, N, C, V, 1, 0);
     ew(&a, EW_SOFTMAX * N * V, 0);
-    /* optimizer step: zero grads (4 B), global-norm clip (read 4 B), AdamW over the parameters this rank
+    /* optimizer step: zero grads (write 4 B), global norm (read 4 B), clip (scale in place: read + write 8 B;
+     * src/train/optimizer.c scales when the norm exceeds the clip, as it does in the early steps the
+     * validation times), AdamW over the parameters this rank
      * updates (dense + owned experts; docs/dist.md: experts owned elsewhere get no grads and no update) */
     spec_params p;
     spec_params_count(s, &p);
-    double P = r->params / 4;
-    double P_exp = (double)n_moe * s->E * p.expert;
-    double P_owned = P - P_exp + P_exp / ep;
+    double P = r->params / 4;                      /* this rank's: dense + experts / ep (expert sharding) */
+    double P_exp = (double)n_moe * s->E * p.expert; /* routed experts of the whole model */
+    double P_owned = P;                            /* a rank updates exactly what it stores (docs/dist.md) */
+    double dense = P - P_exp / ep;                 /* replicated on every rank: all-reduced over all ranks */
     double opt_bw = h->adamw_bw > 0 ? h->adamw_bw : a.bw; /* bench: adamw_update's own rate (it is the slowest of
                                                            * the element-wise kernels: 7 streams, sqrt, divide) */
-    double t_opt = (8 * P / a.bw + EW_ADAMW * P_owned / opt_bw) / a.share;
+    double t_opt = ((EW_ZERO + EW_NORM_READ + EW_CLIP) * P / a.bw + EW_ADAMW * P_owned / opt_bw) * a.slow / a.share;
     /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
-    double t_ep = 0, t_sync = 0;
+    double t_ep = 0, t_sync = 0, t_wait = 0;
     if (R > 1) {
         int rpn = c->ranks_per_node > 0 ? c->ranks_per_node : R;
         int k_ep = rpn < ep ? rpn : ep, k_w = rpn < R ? rpn : R;
@@ -212,10 +227,22 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
             double meta = 2 * sim_alltoall_time(h, ep, k_ep, 4.0 * s->E);  /* plan: counts, row tokens */
             t_ep = n_moe * (disp + 3 * flat + meta);
         }
-        double dense = P - P_exp;
         t_sync = sim_allreduce_time(h, R, k_w, 4 * dense);
         if (R / ep > 1) t_sync += sim_allreduce_time(h, R / ep, 1, 4 * P_exp / ep);
         t_sync += 7 * sim_allreduce_time(h, R, k_w, 64); /* losses, grad norm, loads, stats, stop flag */
+        /* more runnable ranks than cores: each collective waits until the scheduler runs every participant
+         * (bench: oversub_wait, measured with two runnable ranks per core). The engine's collectives per step
+         * (src/dist/ep_plan.c, ep_exchange.c, src/train/train_ep.c): per MoE slot the plan's count exchange (1
+         * flat; 3 hierarchical), dispatch, combine and their two backward exchanges (one all-to-all each, two
+         * stages each when hierarchical) and the 2 load statistics; per step the gradient all-reduce and 7
+         * scalars. */
+        if (R * threads > cores && h->oversub_wait > 0 && ep > 1 && s->E > 0) {
+            int hier = c->hierarchical && k_ep < ep;
+            double per_slot = (hier ? 3 : 1) + (hier ? 8 : 4) + 2;
+            t_wait = (n_moe * per_slot + 8) * h->oversub_wait;
+        } else if (R * threads > cores && h->oversub_wait > 0) {
+            t_wait = 8 * h->oversub_wait;
+        }
     }
     r->gemm_s = a.gemm;
     r->attn_s = a.attn;
@@ -224,6 +251,7 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     r->optimizer_s = t_opt;
     r->ep_s = t_ep;
     r->sync_s = t_sync;
-    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_sync;
+    r->oversub_s = t_wait;
+    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_sync + t_wait;
     return UMOE_OK;
 }

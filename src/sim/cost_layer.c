@@ -70,6 +70,15 @@ static double tp_pair(const spec_model *m, const spec_hardware *h, const sim_geo
     return sim_allreduce_time(h, g->tp, g->k_tp, bytes);
 }
 
+/* The SP all-gather redone in the backward pass, once per pair: the column-parallel linear that opens the pair
+ * (QKV, FFN up) keeps only its sequence-parallel input shard and gathers it again for its weight gradient
+ * (Korthikanti et al. 2022 Sec. 4.2.2; Megatron-LM LinearWithGradAccumulationAndAsyncCommunication.backward,
+ * megatron/core/tensor_parallel/layers.py; Calculon's seq_par_ag_redo). 0 without SP. */
+static double tp_sp_regather(const spec_model *m, const spec_hardware *h, const sim_geom *g) {
+    if (g->tp <= 1 || !g->sp) return 0;
+    return sim_allgather_time(h, g->tp, g->k_tp, g->t * m->C * 2.0);
+}
+
 static double host_s_per_kernel(const sim_options *o) {
     return o && o->host_s_per_kernel > 0 ? o->host_s_per_kernel : SIM_HOST_S_PER_KERNEL;
 }
@@ -205,8 +214,9 @@ void sim_layer_cost(const spec_model *m, const spec_hardware *h, const spec_stra
     /* ---- communication of the layer */
     int tp_pairs = (!moe || m->E_shared > 0) ? 2 : 1;  /* attention + (dense FFN | shared expert) */
     double tp_one = tp_pair(m, h, g) * tp_pairs;
-    double tp_f = tp_one, tp_b = tp_one;
-    if (s->overlap_tp) { tp_f = exposed(tp_one, a.gemm); tp_b = exposed(tp_one, 2 * a.gemm); }
+    double tp_one_b = tp_one + tp_sp_regather(m, h, g) * tp_pairs; /* backward: + the SP input re-gather */
+    double tp_f = tp_one, tp_b = tp_one_b;
+    if (s->overlap_tp) { tp_f = exposed(tp_one, a.gemm); tp_b = exposed(tp_one_b, 2 * a.gemm); }
     double cp_f = 0, cp_b = 0;
     if (g->cp > 1) {
         /* ring attention (Liu et al. 2023; Megatron-Core CP): cp-1 KV block passes per direction, each hidden
@@ -286,7 +296,10 @@ void sim_head_cost(const spec_model *m, const spec_hardware *h, const spec_strat
     if (g->tp > 1) {
         double bytes = t * m->C * 2.0;
         out->tp_fwd = g->sp ? sim_allgather_time(h, g->tp, g->k_tp, bytes) : 0;
-        out->tp_bwd = g->sp ? sim_reducescatter_time(h, g->tp, g->k_tp, bytes) : sim_allreduce_time(h, g->tp, g->k_tp, bytes);
+        /* with SP the LM head, a column-parallel linear on the sequence-parallel final-norm output, also re-gathers
+         * its input for the weight gradient (tp_sp_regather) */
+        out->tp_bwd = g->sp ? sim_reducescatter_time(h, g->tp, g->k_tp, bytes) + tp_sp_regather(m, h, g)
+                            : sim_allreduce_time(h, g->tp, g->k_tp, bytes);
         if (s->overlap_tp) { out->tp_fwd = exposed(out->tp_fwd, tg); out->tp_bwd = exposed(out->tp_bwd, 2 * tg); }
     }
     out->params_dense = V * m->C + m->C;

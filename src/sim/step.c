@@ -424,22 +424,46 @@ umoe_status sim_run(const spec_model *m, const spec_cluster *c, const spec_strat
      * it behind the last micro-batch's backward (and the first forward for the gather): Megatron-LM DDP. */
     double pd = worst.params_dense, pe = worst.params_expert;
     int ndp = g.dp * g.cp;
+    /* gradient bytes reduced: fp32 for bf16 (and fp8) runs, fp16 for fp16 runs (Megatron-LM arguments.py forces
+     * accumulate_allreduce_grads_in_fp32 only for bf16) */
+    const int fp16 = s->precision == SPEC_PREC_FP16;
+    double gb = fp16 ? 2.0 : 4.0;
     double t_rs, t_ag = 0;
     if (s->zero1) {
-        t_rs = sim_reducescatter_time(h, ndp, g.k_dp, 4.0 * pd) + sim_reducescatter_time(h, g.edp, g.k_edp, 4.0 * pe);
+        t_rs = sim_reducescatter_time(h, ndp, g.k_dp, gb * pd) + sim_reducescatter_time(h, g.edp, g.k_edp, gb * pe);
         t_ag = sim_allgather_time(h, ndp, g.k_dp, 2.0 * pd) + sim_allgather_time(h, g.edp, g.k_edp, 2.0 * pe);
     } else {
-        t_rs = sim_allreduce_time(h, ndp, g.k_dp, 4.0 * pd) + sim_allreduce_time(h, g.edp, g.k_edp, 4.0 * pe);
+        t_rs = sim_allreduce_time(h, ndp, g.k_dp, gb * pd) + sim_allreduce_time(h, g.edp, g.k_edp, gb * pe);
     }
     double t_dp = t_rs + t_ag;
     if (s->overlap_dp) {
         double e1 = t_rs - stage_b_worst, e2 = t_ag - stage_f_worst;
+        /* Megatron-Core reduces the gradients bucket by bucket as the last micro-batch's backward completes them
+         * and gathers the parameters bucket by bucket ahead of the first forward: the bucket holding the first
+         * parameters (the input embedding with PP 1: its gradient is complete only when the backward ends, its
+         * parameters are needed before the forward starts) has nothing left to hide behind. Bucket size:
+         * max(40M, 1M x DP size) parameters, a parameter larger than that in a bucket of its own
+         * (megatron/core/distributed DistributedDataParallelConfig.bucket_size default). Dense buffer only. */
+        if (ndp > 1) {
+            double bucket = SIM_DP_BUCKET_MIN_PARAMS > SIM_DP_BUCKET_PER_RANK * ndp ? SIM_DP_BUCKET_MIN_PARAMS
+                                                                                    : SIM_DP_BUCKET_PER_RANK * ndp;
+            if (pp == 1 && k.ce.params_dense > bucket) bucket = k.ce.params_dense;
+            if (bucket > pd) bucket = pd;
+            double rs_last = s->zero1 ? sim_reducescatter_time(h, ndp, g.k_dp, gb * bucket)
+                                      : sim_allreduce_time(h, ndp, g.k_dp, gb * bucket);
+            double ag_first = s->zero1 ? sim_allgather_time(h, ndp, g.k_dp, 2.0 * bucket) : 0;
+            if (e1 < rs_last) e1 = rs_last;
+            if (e2 < ag_first) e2 = ag_first;
+        }
         t_dp = (e1 > 0 ? e1 : 0) + (e2 > 0 ? e2 : 0);
     }
 
     /* ---- optimizer (memory bound over the parameters this device updates) */
+    /* Megatron-LM's mixed-precision optimizer step over the updated (ZeRO-1: this rank's shard) parameters, plus
+     * zeroing this device's whole main-grad buffer (cost.h, SIM_OPT_STEP_BYTES_* / SIM_OPT_ZERO_BYTES_*) */
     double p_opt = s->zero1 ? pd / ndp + pe / g.edp : pd + pe;
-    double t_opt = sim_mem_time(h, SIM_OPT_BYTES_PER_PARAM * p_opt);
+    double t_opt = sim_mem_time(h, (fp16 ? SIM_OPT_STEP_BYTES_FP16 : SIM_OPT_STEP_BYTES_BF16) * p_opt
+                                       + (fp16 ? SIM_OPT_ZERO_BYTES_FP16 : SIM_OPT_ZERO_BYTES_BF16) * (pd + pe));
     if (s->offload_optimizer) t_opt = sim_offload_optimizer_time(h, p_opt, t_opt); /* Adam on the host */
 
     double step = t_pipe + t_pp + t_dp + t_opt;

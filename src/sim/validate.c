@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "csv.h"
+#include "cost.h"
 #include "umoe/sim.h"
 
 typedef struct { const csv_table *t; int row; const char *file; } rowref;
@@ -132,7 +133,10 @@ static int build(const rowref *r, sim_validation_row *o, spec_model *m, spec_clu
         if (has(ov)) s->overlap_tp = s->overlap_dp = s->overlap_pp = s->overlap_ep = ov != 0;
         if (s->overlap_tp && s->tp > 1) s->sp = 1; /* Megatron's TP comm overlap requires SP */
         const char *prec = cell(r, "precision");
-        s->precision_bits = umoe_streq_nocase(prec, "fp8") ? 8 : 16;
+        s->precision = umoe_streq_nocase(prec, "fp8")    ? SPEC_PREC_FP8
+                       : umoe_streq_nocase(prec, "fp16") ? SPEC_PREC_FP16
+                                                         : SPEC_PREC_BF16;
+        s->precision_bits = s->precision == SPEC_PREC_FP8 ? 8 : 16;
         s->imbalance = 1.0; /* published MoE benchmarks: balanced (shared/validation-data README) */
     }
     if (spec_strategy_finish(s, m, c->devices, o->id)) return skip(o, "strategy: %s", umoe_err);
@@ -200,6 +204,18 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
               res.breakdown[SIM_T_RECOMPUTE], res.breakdown[SIM_T_TP], res.breakdown[SIM_T_CP],
               res.breakdown[SIM_T_EP], res.breakdown[SIM_T_PP], res.breakdown[SIM_T_DP], res.breakdown[SIM_T_BUBBLE],
               res.breakdown[SIM_T_OPTIMIZER]);
+    { /* diagnostics (UMOE_LOG=debug): one layer's, the embedding's and the head's costs per micro-batch, ms */
+        sim_geom g; sim_cost lc, ec, hc;
+        sim_geom_init(&m, &c, &s, &g);
+        sim_layer_cost(&m, &c.hw, &s, &opt, &g, m.E > 0, &lc);
+        sim_embed_cost(&m, &c.hw, &s, &g, &ec);
+        sim_head_cost(&m, &c.hw, &s, &opt, &g, &hc);
+        LOG_DEBUG("validate %s per micro-batch (ms): layer fwd %.3f bwd %.3f gemm_f %.3f rc %.3f tp_f %.3f "
+                  "tp_b %.3f ep %.3f/%.3f | emb f %.3f b %.3f tp %.3f/%.3f | head f %.3f b %.3f tp %.3f/%.3f",
+                  o->id, lc.fwd * 1e3, lc.bwd * 1e3, lc.gemm_fwd * 1e3, lc.rc * 1e3, lc.tp_fwd * 1e3, lc.tp_bwd * 1e3,
+                  lc.ep_fwd * 1e3, lc.ep_bwd * 1e3, ec.fwd * 1e3, ec.bwd * 1e3, ec.tp_fwd * 1e3, ec.tp_bwd * 1e3,
+                  hc.fwd * 1e3, hc.bwd * 1e3, hc.tp_fwd * 1e3, hc.tp_bwd * 1e3);
+    }
     /* memory: the allocator's peak (what PyTorch reports as allocated) excludes the runtime's reserved share */
     o->pred_mem_gib = (res.memory_peak_bytes - res.memory[SIM_M_RESERVED]) / 1073741824.0;
     if (has(o->meas_mem_gib) && o->meas_mem_gib > 0) o->mem_error = o->pred_mem_gib / o->meas_mem_gib - 1;

@@ -1,5 +1,5 @@
 # tests/cli/test_validate_engine.sh - `umoe validate --engine`: bad input exits 2 with the field named; with a
-# hardware spec that does not exist yet it measures one first (umoe bench --quick); the --quick set runs (EP 1,
+# hardware spec that does not exist yet it measures one first (umoe bench); the --quick set runs (EP 1,
 # 2 and 4 under mpirun when MPI is there; else the single-process runs only) and prints every row with finite
 # predicted and measured step times and memory; the counted-allocator peak is predicted within the thresholds
 # below (measured, docs/engine-validation.md: without placement |error| <= 1.1%, median 0.2%; with dynamic
@@ -7,6 +7,7 @@
 # and where experts move depends on measured step times, so rank 0's measured peak varies from run to run; the
 # check is that the prediction bounds it (-3% slack) and stays within +25%; thresholds about 1.5x). Step-time errors
 # are only checked to be finite: the 2-core machine is shared, so timing belongs to the docs, not to a test.
+# --bench-each measures the spec before every run.
 . tests/cli/lib.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
@@ -32,7 +33,7 @@ json.dump(d, open('$tmp/set.json', 'w'))"
     set_file=$tmp/set.json
 fi
 
-# the spec does not exist: measured first (bench --quick), then the runs
+# the spec does not exist: measured first (umoe bench), then the runs
 $UMOE validate --engine --quick --set "$set_file" --hw "$tmp/local.json" --json > "$tmp/out.json" 2> "$tmp/err.txt"
 rc=$?
 if [ "$rc" -eq 0 ]; then echo "PASS engine: quick set exits 0"; else echo "FAIL engine: quick set exit $rc: $(tail -c 1500 "$tmp/err.txt")"; fi
@@ -86,3 +87,11 @@ EOF
 # the table: header, a row per run, the summary line
 echo '{"steps": 3, "warmup": 1, "runs": [{"id": "t1", "model": "tiny-moe", "batch": 2}]}' > "$tmp/one.json"
 expect_out "engine: table" "t1 .*\\|.*runs, 1 ok" sh -c "$UMOE validate --engine --set $tmp/one.json --hw $tmp/local.json | tr '\n' ' '"
+
+# --bench-each: the spec is measured again before every run (here 2 runs: the first bench and one more)
+echo '{"steps": 3, "warmup": 1, "runs": [{"id": "b1", "model": "tiny-moe", "batch": 2}, {"id": "b2", "model": "tiny-moe", "batch": 2}]}' > "$tmp/two.json"
+$UMOE validate --engine --bench-each --set "$tmp/two.json" --hw "$tmp/each.json" > "$tmp/each.out" 2> "$tmp/each.err"
+rc=$?
+n=$(grep -c "measuring this machine first" "$tmp/each.err")
+if [ "$rc" -eq 0 ] && [ "$n" -eq 2 ] && grep -q "2 runs, 2 ok" "$tmp/each.out"; then echo "PASS engine: --bench-each measures before every run"
+else echo "FAIL engine: --bench-each (exit $rc, $n benches): $(tail -c 600 "$tmp/each.err")"; fi

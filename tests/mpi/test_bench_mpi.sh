@@ -3,6 +3,7 @@
 # ranks the collectives are measured and fitted (positive bandwidth, latency >= 0, the fit's points and the
 # spreads recorded), devices_per_node = 2 and hbm_bytes is the host's memory per rank; the written spec loads
 # and the simulator prices EP traffic with it;
+# rank_time_mean/max and oversub_wait are recorded with their measurements;
 # --ranks-per-node 1 measures the inter tier across 2 emulated nodes; a --ranks-per-node that does not divide
 # the ranks exits 2 on every rank. Uses --quick. Prints PASS/FAIL lines.
 . tests/cli/lib.sh
@@ -24,6 +25,9 @@ check bench_mpi_fit_points '._measurements.comm.intra.group_ranks == 2 and ._mea
 check bench_mpi_times_grow '._measurements.comm.intra | all(.allreduce, .allgather, .alltoall; .sizes[-1].t_min > .sizes[0].t_min)' "$HW"
 check bench_mpi_layout '.devices_per_node == 2 and ._measurements.ranks == 2 and ._measurements.host_ranks == 2 and ((.hbm_bytes * 2 - ._measurements.memory.phys_bytes) | fabs) < 1e-6 * ._measurements.memory.phys_bytes' "$HW"
 check bench_mpi_inter_is_intra '.inter_bw == .intra_bw and .inter_lat == .intra_lat and (._source["inter_bw, inter_lat"] | test("= intra"))' "$HW"
+# per-rank compute time (rank_time_mean / _max against rank 0's) and the oversubscribed collective's cost
+check bench_mpi_rank_time '._measurements.rank_work as $w | ($w.time_vs_rank0 | length == 2 and .[0] == 1 and all(.[]; . > 0)) and $w.items >= 10 and .rank_time_max == ($w.time_vs_rank0 | max) and ((.rank_time_mean - ($w.time_vs_rank0 | add / 2)) | fabs) < 1e-9 and .rank_time_max >= 1 and .rank_time_mean <= .rank_time_max' "$HW"
+check bench_mpi_oversub '._measurements.oversub as $o | .oversub_wait == $o.wait and $o.wait >= 0 and $o.t_chunk > 0 and $o.t_c > $o.t_chunk and $o.iters >= 30 and (($o.wait - ([0, ($o.t_b - $o.t_c) - ($o.t_a - $o.t_chunk)] | max)) | fabs) < 1e-6 * $o.t_b' "$HW"
 check bench_mpi_rank_spread '._measurements.gemm.peak_rank_min > 0 and ._measurements.gemm.peak_rank_min <= .peak_fp32 and .peak_fp32 <= ._measurements.gemm.peak_rank_max' "$HW"
 
 # the simulator prices expert-parallel traffic with the measured figures (EP 2 over the 2 devices)

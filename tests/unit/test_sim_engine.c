@@ -8,6 +8,7 @@
 #include "model_test_spec.h"
 #include "test.h"
 #include "umoe/model.h"
+#include "umoe/sim.h"
 #include "umoe/sim_engine.h"
 
 static const char *const policies[] = {"none", "norm", "activation", "attn_core", "mla_up", "expert_fc1", "permute",
@@ -102,6 +103,31 @@ static void test_time_model(void) {
     sim_engine_result hr;
     CHECK(sim_engine_run(&s, &h, &c, &hr) == UMOE_OK, "hier");
     CHECK(hr.ep_buffers > e.ep_buffers, "hierarchical stages add buffers");
+    /* expert sharding: the dense gradients (all but the routed experts) are all-reduced over the ranks, and a
+     * rank updates exactly the parameters it stores (dense + experts / ep) */
+    c.hierarchical = 0; c.ranks_per_node = 0;
+    sim_engine_result one;
+    sim_engine_config c1 = c;
+    c1.ranks = 1; c1.ep = 1; c1.batch = 1;
+    CHECK(sim_engine_run(&s, &h, &c1, &one) == UMOE_OK, "one rank");
+    spec_params p;
+    spec_params_count(&s, &p);
+    int n_moe = 0;
+    for (int l = 0; l < s.L + s.mtp; l++) n_moe += s.E > 0 && l >= s.first_k_dense;
+    double P_exp = (double)n_moe * s.E * p.expert, dense = one.params / 4 - P_exp;
+    CHECK_CLOSE(e.params / 4, dense + P_exp / 4, 1e-9, 0, "ep 4 stores the dense part and a quarter of the experts");
+    double want = sim_allreduce_time(&h, 4, 4, 4 * dense) + 7 * sim_allreduce_time(&h, 4, 4, 64);
+    CHECK_CLOSE(e.sync_s, want, 1e-9, 0, "sync = dense all-reduce + 7 scalars");
+    /* rank_time_*: a single process at the cores' mean time, several ranks at the slowest core's */
+    h.rank_time_mean = 1.1; h.rank_time_max = 1.3;
+    sim_engine_result one_s, e_s;
+    CHECK(sim_engine_run(&s, &h, &c1, &one_s) == UMOE_OK && sim_engine_run(&s, &h, &c, &e_s) == UMOE_OK, "slow");
+    CHECK_CLOSE(one_s.gemm_s + one_s.attn_s + one_s.elementwise_s + one_s.optimizer_s,
+                1.1 * (one.gemm_s + one.attn_s + one.elementwise_s + one.optimizer_s), 1e-9, 0, "one process: mean");
+    CHECK_CLOSE(e_s.gemm_s, 1.3 * e.gemm_s, 1e-9, 0, "ranks: the slowest core");
+    CHECK_CLOSE(e_s.sync_s + e_s.ep_s, e.sync_s + e.ep_s, 1e-12, 0, "communication unchanged");
+    CHECK(one_s.slow == 1.1 && e_s.slow == 1.3, "slow reported");
+    h.rank_time_mean = h.rank_time_max = 0;
     c.ranks = 3;
     CHECK(sim_engine_run(&s, &h, &c, &hr) == UMOE_EINPUT, "ranks 3 with ep 4 refused");
     c.ranks = 4; c.batch = 6;
@@ -135,11 +161,11 @@ static void test_cache_rate(void) {
     h.cache_bw = 0; /* a spec without the field (older benches, presets): the DRAM rate everywhere */
     CHECK(sim_engine_run(&s, &h, &c, &some) == UMOE_OK, "cache_bw 0");
     CHECK_CLOSE(some.elementwise_s, dram.elementwise_s, 1e-12, 0, "cache_bw 0 = no cache rate");
-    /* adamw_bw: AdamW's 28 B/param at its own rate, zero + clip (8 B/param) stay at hbm_bw x mem_eff */
+    /* adamw_bw: AdamW's 28 B/param at its own rate, zero + norm + clip (16 B/param) stay at hbm_bw x mem_eff */
     h.adamw_bw = h.hbm_bw * h.mem_eff / 2;
     sim_engine_result o;
     CHECK(sim_engine_run(&s, &h, &c, &o) == UMOE_OK, "adamw_bw");
-    CHECK_CLOSE(o.optimizer_s, dram.optimizer_s * (8 + 2 * 28) / 36.0, 1e-9, 0, "AdamW at half the rate");
+    CHECK_CLOSE(o.optimizer_s, dram.optimizer_s * (16 + 2 * 28) / 44.0, 1e-9, 0, "AdamW at half the rate");
     CHECK_CLOSE(o.elementwise_s, dram.elementwise_s, 1e-12, 0, "adamw_bw leaves element-wise kernels alone");
 }
 

@@ -86,10 +86,65 @@ static void test_tp_per_layer(void) {
     CHECK_CLOSE(r0.breakdown[SIM_T_TP], 4 * 4 * ar + 2 * ar, 1e-12, 0, "tp all-reduces");
     s.sp = 1;
     CHECK(sim_run(&m, &c, &s, NULL, &r1) == UMOE_OK, "%s", umoe_err);
-    CHECK_CLOSE(r1.breakdown[SIM_T_TP], r0.breakdown[SIM_T_TP], 1e-9, 0, "SP moves the same bytes");
+    /* SP: all-gather + reduce-scatter move what the all-reduce moved, plus the backward re-gather of each
+     * pair's sequence-parallel input (2 pairs x 4 layers) and of the LM head's input (Korthikanti et al. 2022
+     * Sec. 4.2.2) */
+    double ag = sim_allgather_time(&c.hw, 8, 8, 512.0 * 1024 * 2);
+    CHECK_CLOSE(r1.breakdown[SIM_T_TP], r0.breakdown[SIM_T_TP] + (2 * 4 + 1) * ag, 1e-9, 0,
+                "SP: same bytes + the backward re-gathers");
     s.overlap_tp = 1;
     CHECK(sim_run(&m, &c, &s, NULL, &r1) == UMOE_OK, "%s", umoe_err);
     CHECK(r1.breakdown[SIM_T_TP] < r0.breakdown[SIM_T_TP], "overlap hides some TP time");
+}
+
+/* The optimizer step is Megatron-LM's mixed-precision optimizer over HBM: bf16 runs 38 bytes per updated
+ * parameter (grad-norm 4, Adam 28, master -> 16-bit copy 6) plus 4 per local parameter (zeroing the fp32
+ * main-grad buffer); fp16 runs 52 (+ fp16 -> fp32 grad cast 6, unscale and inf check 8) plus 2, and reduce
+ * fp16 gradients over DP (only bf16 forces fp32 reduction). ZeRO-1 shards the per-updated-parameter part. */
+static void test_optimizer_step_and_fp16_grads(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r;
+    fx_gpt(&m, 2, 1024, 16, 512);
+    fx_hw_simple(&c.hw); /* hbm 1 TB/s, mem_eff 1 */
+    c.devices = 8;
+    fx_strategy(&s, 1, 1, 8, 1, 8);
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    double p = r.params_total;
+    CHECK_CLOSE(r.breakdown[SIM_T_OPTIMIZER], (38.0 + 4.0) * p / 1e12, 1e-12, 0, "bf16: 42 B per parameter");
+    s.zero1 = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    CHECK_CLOSE(r.breakdown[SIM_T_OPTIMIZER], (38.0 * p / 8 + 4.0 * p) / 1e12, 1e-12, 0, "bf16 zero1: shard + zeroing");
+    s.zero1 = 0;
+    s.precision = SPEC_PREC_FP16;
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    CHECK_CLOSE(r.breakdown[SIM_T_OPTIMIZER], (52.0 + 2.0) * p / 1e12, 1e-12, 0, "fp16: 54 B per parameter");
+    CHECK_CLOSE(r.breakdown[SIM_T_DP], sim_allreduce_time(&c.hw, 8, 8, 2.0 * p), 1e-12, 0, "fp16 grads reduced");
+}
+
+/* DP overlap (Megatron-Core buckets): when the reduce-scatter and all-gather fit behind the last backward and
+ * the first forward, what stays exposed is the last gradient bucket's reduce-scatter and the first parameter
+ * bucket's all-gather; with PP 1 that bucket holds the input embedding (51200 x 1024 parameters here, more than
+ * the 40M-parameter default bucket). */
+static void test_dp_overlap_last_bucket(void) {
+    spec_model m;
+    spec_cluster c;
+    spec_strategy s;
+    sim_result r;
+    fx_gpt(&m, 2, 1024, 16, 4096);
+    fx_hw_simple(&c.hw);
+    c.devices = 8;
+    fx_strategy(&s, 1, 1, 8, 1, 64);
+    s.zero1 = 1;
+    s.overlap_dp = 1;
+    CHECK(sim_run(&m, &c, &s, NULL, &r) == UMOE_OK, "%s", umoe_err);
+    double full = sim_reducescatter_time(&c.hw, 8, 8, 4.0 * r.params_total);
+    CHECK(full < r.stage_bwd_s[0], "the whole reduce-scatter fits behind one backward (%g < %g)", full,
+          r.stage_bwd_s[0]);
+    double emb = 51200.0 * 1024;
+    double want = sim_reducescatter_time(&c.hw, 8, 8, 4.0 * emb) + sim_allgather_time(&c.hw, 8, 8, 2.0 * emb);
+    CHECK_CLOSE(r.breakdown[SIM_T_DP], want, 1e-12, 0, "exposed: the embedding bucket");
 }
 
 int main(void) {
@@ -97,5 +152,7 @@ int main(void) {
     RUN(test_expert_dp_group);
     RUN(test_ep_volume);
     RUN(test_tp_per_layer);
+    RUN(test_optimizer_step_and_fp16_grads);
+    RUN(test_dp_overlap_last_bucket);
     TEST_MAIN_END();
 }
