@@ -1,6 +1,7 @@
 """bench_train_torch.py - the PyTorch side of bench/bench_train.c: trains the PyTorch twin of the engine
 model (tools/twin/model.py, eager PyTorch, float32, CPU) on the same byte data with the same batch shape, and
-prints one line "torch_tokens_per_s X". Same optimizer work as umoe train: AdamW (decay on matrices only),
+prints one line "torch_tokens_per_s X median_tokens_per_s Y loss L" (X over all timed steps, Y the median of the
+per-step rates, which a few disturbed steps on a shared machine do not move). Same optimizer work as umoe train: AdamW (decay on matrices only),
 global-norm clipping at 1.0, warmup + cosine schedule. The first 2 steps are warm-up and not timed.
 Usage: python3 bench/bench_train_torch.py MODEL.json DATA STEPS B T THREADS
 Does not: check correctness (the reference tests do) or write checkpoints."""
@@ -30,9 +31,11 @@ def main():
     W = T + 1 + cfg.mtp
     g = torch.Generator().manual_seed(1)
     warm = 2
+    step_s = []
     for step in range(steps + warm):
+        ts = time.perf_counter()
         if step == warm:
-            t0 = time.perf_counter()
+            t0 = ts
         starts = torch.randint(0, raw.numel() - W, (B,), generator=g)
         tokens = torch.stack([raw[s:s + W] for s in starts.tolist()])
         for group in opt.param_groups:  # warmup + cosine, as src/train/schedule.c
@@ -44,8 +47,12 @@ def main():
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
         opt.step()
+        if step >= warm:
+            step_s.append(time.perf_counter() - ts)
     dt = time.perf_counter() - t0
-    print(f"torch_tokens_per_s {steps * B * T / dt:.1f} loss {out['loss'].item():.4f}")
+    med = sorted(step_s)[len(step_s) // 2] if len(step_s) % 2 else sum(sorted(step_s)[len(step_s) // 2 - 1:][:2]) / 2
+    print(f"torch_tokens_per_s {steps * B * T / dt:.1f} median_tokens_per_s {B * T / med:.1f} "
+          f"loss {out['loss'].item():.4f}")
 
 
 if __name__ == "__main__":

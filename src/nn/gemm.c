@@ -91,13 +91,18 @@ void nn_gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const fl
 #define NN_GEMM_CHUNK_FLOPS 4e6
 #define NN_GEMM_MAX_CHUNKS 4
 #define NN_GEMM_ALIGN 16 /* chunk edges on multiples of 16 rows/columns (the AVX-512 sgemm tile) */
+/* A chunk spans at least this many rows (or columns) of C: every chunk packs the whole other operand again
+ * (K x the other dimension), which costs about as much as ~25 FLOPs per element, so a chunk of m rows pays
+ * ~25/(2m) extra: ~5% at 256 rows, but ~25% at 48 (measured: the dW GEMMs of tiny-moe, K = 1024 tokens and
+ * 48-row chunks, made one-thread training slower) */
+#define NN_GEMM_MIN_CHUNK_DIM 256
 
 static size_t gemm_n_chunks(const nn_gemm_job *j) {
     if (j->M == 0 || j->N == 0) return 0;
     double fl = 2.0 * (double)j->M * (double)j->N * (double)j->K;
     size_t dim = j->M >= j->N ? j->M : j->N, n = (size_t)(fl / NN_GEMM_CHUNK_FLOPS);
     if (n > NN_GEMM_MAX_CHUNKS) n = NN_GEMM_MAX_CHUNKS;
-    if (n > dim / NN_GEMM_ALIGN) n = dim / NN_GEMM_ALIGN;
+    if (n > dim / NN_GEMM_MIN_CHUNK_DIM) n = dim / NN_GEMM_MIN_CHUNK_DIM;
     return n ? n : 1;
 }
 

@@ -125,7 +125,7 @@ static void test_threads_attention(void) {
  * overwrite (backward_set) and accumulate forms. */
 static void test_threads_matmul(void) {
     umoe_rng rng; umoe_rng_seed(&rng, 103);
-    size_t shapes[3][3] = {{1000, 96, 160}, {72, 200, 900}, {300, 256, 256}}; /* N, C, O */
+    size_t shapes[3][3] = {{1000, 96, 160}, {72, 200, 900}, {600, 256, 544}}; /* N, C, O */
     for (int s = 0; s < 3; s++) {
         size_t N = shapes[s][0], C = shapes[s][1], O = shapes[s][2];
         float *in = nc_alloc(N * C), *w = nc_alloc(O * C), *b = nc_alloc(O), *d = nc_alloc(N * O);
