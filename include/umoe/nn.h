@@ -127,6 +127,8 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
 
 /* Sum of squares (double accumulation), for the global gradient norm. */
 double nn_sumsq(const float *x, size_t n);
+/* x *= s in place, elementwise over the threads (the same bits for any thread count) */
+void nn_scale_inplace(float *x, size_t n, float s);
 
 /* BLAS in use: the OpenBLAS kernel family ("SkylakeX", "Haswell", ...; "none" without BLAS). OpenBLAS 0.3.21
  * does not recognise recent Xeons (e.g. family 6 model 207) and falls back to its SSE3 "Prescott" kernels,

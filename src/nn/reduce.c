@@ -1,5 +1,5 @@
 /* reduce.c - reductions used by the optimizer: nn_sumsq (sum of squares in double, for the global gradient
- * norm of gradient clipping). The sum is taken over fixed blocks of NN_SUMSQ_BLOCK elements whose partial
+ * norm of gradient clipping) and nn_scale_inplace (the clip's rescaling). The sum is taken over fixed blocks of NN_SUMSQ_BLOCK elements whose partial
  * sums are added in block order, so the result is the same for any number of threads (a resumed or
  * re-threaded run clips identically).
  * Does not: take the square root (the caller combines tensors first). */
@@ -35,4 +35,19 @@ double nn_sumsq(const float *x, size_t n) {
     for (size_t b = 0; b < nb; b++) s += part[b];
     umoe_free(part, nb * sizeof(double));
     return s;
+}
+
+typedef struct { float *x; float s; } scale_args;
+
+static void scale_range(void *ctx, size_t lo, size_t hi) {
+    scale_args *a = ctx;
+    float *restrict x = a->x;
+    float s = a->s;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) x[i] *= s;
+}
+
+void nn_scale_inplace(float *x, size_t n, float s) {
+    scale_args a = {.x = x, .s = s};
+    nn_parallel_range(n, NN_PAR_ELEMS, scale_range, &a);
 }

@@ -28,7 +28,7 @@ double train_clip_global_norm(float *g, size_t n, double clip) {
     double norm = sqrt(nn_sumsq(g, n));
     if (clip > 0 && norm > clip) {
         float scale = (float)(clip / (norm + 1e-6));
-        for (size_t i = 0; i < n; i++) g[i] *= scale;
+        nn_scale_inplace(g, n, scale);
     }
     return norm;
 }

@@ -69,9 +69,36 @@ static void test_sumsq(void) {
     nc_free(x, n);
 }
 
+/* nn_scale_inplace (the clip's rescaling) equals the plain loop element for element, on a length past the
+ * parallel threshold, with 2 threads where OpenMP is built in */
+static void test_scale_inplace(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 92);
+    size_t n = 100003;
+    float *x = nc_alloc(n), *ref = nc_alloc(n);
+    nc_fill(&rng, x, n, 3);
+    float s = 0.3721f;
+    for (size_t i = 0; i < n; i++) ref[i] = x[i] * s;
+#ifdef UMOE_OPENMP
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+#endif
+    nn_scale_inplace(x, n, s);
+#ifdef UMOE_OPENMP
+    omp_set_num_threads(saved);
+#endif
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += x[i] != ref[i];
+    CHECK(bad == 0, "%zu of %zu elements differ from x * s", bad, n);
+    nn_scale_inplace(x, 0, 2.0f); /* n 0: nothing touched */
+    CHECK(x[0] == ref[0], "n 0 changed the array");
+    nc_free(x, n);
+    nc_free(ref, n);
+}
+
 int main(void) {
     RUN(test_adamw_reference);
     RUN(test_adamw_properties);
     RUN(test_sumsq);
+    RUN(test_scale_inplace);
     TEST_MAIN_END();
 }
