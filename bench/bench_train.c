@@ -39,18 +39,6 @@ static double gemm_peak_gflops(void) {
     return 2.0 * (double)n * n * n / best / 1e9;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* median of v[0..n-1] (sorts v) */
-static double median(double *v, int n) {
-    if (n <= 0) return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* tokens / seconds over the steps of a train log (JSONL, one object per step) after the first `skip`;
  * *med = the median of the per-step rates */
 static double steady_tokens_per_s(const char *log, int skip, double *med) {
@@ -69,7 +57,7 @@ static double steady_tokens_per_s(const char *log, int skip, double *med) {
         }
     }
     if (f) fclose(f);
-    *med = median(rate, nr);
+    *med = umoe_median(rate, nr);
     return seconds > 0 ? tokens / seconds : 0;
 }
 

@@ -7,6 +7,7 @@ Usage: python3 bench/bench_train_torch.py MODEL.json DATA STEPS B T THREADS
 Does not: check correctness (the reference tests do) or write checkpoints."""
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -50,7 +51,7 @@ def main():
         if step >= warm:
             step_s.append(time.perf_counter() - ts)
     dt = time.perf_counter() - t0
-    med = sorted(step_s)[len(step_s) // 2] if len(step_s) % 2 else sum(sorted(step_s)[len(step_s) // 2 - 1:][:2]) / 2
+    med = statistics.median(step_s)
     print(f"torch_tokens_per_s {steps * B * T / dt:.1f} median_tokens_per_s {B * T / med:.1f} "
           f"loss {out['loss'].item():.4f}")
 

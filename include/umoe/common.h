@@ -48,6 +48,7 @@ void umoe_progress_update(umoe_progress *p, double done);
 void umoe_progress_end(umoe_progress *p);
 
 double umoe_now(void); /* monotonic seconds */
+double umoe_median(double *v, int n); /* sorts v in place; 0 when n <= 0 (stats.c) */
 
 /* Files. umoe_read_file: whole file, NUL-terminated, caller frees with umoe_free(p, *len + 1).
  * umoe_write_atomic: temp file + fsync + rename, so a failed write never destroys the previous file. */

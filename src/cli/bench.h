@@ -47,7 +47,6 @@ typedef void (*bench_fn)(void *arg);
 void bench_measure(const bench_run *run, bench_fn fn, void *arg, double budget_s, int min_reps, bench_stat *st);
 /* min / median / max of n samples (sorts them in place). */
 void bench_stat_from(bench_stat *st, double *samples, int n);
-double bench_median(double *v, int n); /* sorts v in place */
 /* Uniform random floats in [-1, 1) (deterministic seed; 4096 values, repeated), so no denormals and no
  * all-zero shortcuts. */
 void bench_fill(float *x, size_t n, uint64_t seed);

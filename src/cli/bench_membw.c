@@ -141,7 +141,7 @@ umoe_status bench_membw_run(const bench_run *run, bench_mem_result *r) {
             LOG_INFO("bench: %-16s in cache (%zu KiB per array): best %6.2f GB/s, median %6.2f GB/s (%d reps)",
                      k->name, (mc.n * sizeof(float)) >> 10, k->bw_best / 1e9, k->bw_med / 1e9, k->t.reps);
         }
-        r->cache_bw = bench_median(med, 2);
+        r->cache_bw = umoe_median(med, 2);
     } else {
         r->cache_bytes = 0; /* L2 unknown or too small for the arrays: no cache rate */
     }
@@ -156,7 +156,7 @@ umoe_status bench_membw_run(const bench_run *run, bench_mem_result *r) {
     if (!(r->hbm_bw > 0)) return umoe_fail("bench: memory timing gave no positive rate (clock failure?)");
     double e[3] = {r->k[BENCH_MEM_SWIGLU].bw_med / r->hbm_bw, r->k[BENCH_MEM_RMSNORM].bw_med / r->hbm_bw,
                    r->k[BENCH_MEM_ADAMW].bw_med / r->hbm_bw};
-    r->mem_eff = bench_median(e, 3);
+    r->mem_eff = umoe_median(e, 3);
     if (r->mem_eff > 1) r->mem_eff = 1;
     if (r->mem_eff < 1e-3) r->mem_eff = 1e-3;
     return UMOE_OK;

@@ -60,7 +60,7 @@ umoe_status bench_fit_alpha_beta(const double *c, const double *x, const double 
         r[i] = fabs(c[i] * lat + x[i] * g - t[i]) / t[i];
         if (r[i] > f->resid_max) f->resid_max = r[i];
     }
-    f->resid_med = bench_median(r, m);
+    f->resid_med = umoe_median(r, m);
     return UMOE_OK;
 }
 

@@ -121,7 +121,7 @@ umoe_status bench_oversub_run(const bench_run *run, bench_oversub_result *o) {
     int per = iters / BENCH_OVERSUB_ROUNDS;
     for (int r = 0; r < BENCH_OVERSUB_ROUNDS; r++)
         for (int m = 0; m < 4; m++) rt[m][r] = timed(&c, per, m & 1, m >> 1);
-    for (int m = 0; m < 4; m++) t[m] = bench_median(rt[m], BENCH_OVERSUB_ROUNDS);
+    for (int m = 0; m < 4; m++) t[m] = umoe_median(rt[m], BENCH_OVERSUB_ROUNDS);
     o->iters = per * BENCH_OVERSUB_ROUNDS;
     o->t_chunk = t[0];
     o->t_a = t[1];

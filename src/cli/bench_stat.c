@@ -7,20 +7,9 @@
 #include <string.h>
 #include "bench.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-double bench_median(double *v, int n) {
-    if (n <= 0) return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 void bench_stat_from(bench_stat *st, double *samples, int n) {
     st->reps = n;
-    st->med = bench_median(samples, n);
+    st->med = umoe_median(samples, n);
     st->min = n ? samples[0] : 0;
     st->max = n ? samples[n - 1] : 0;
 }

@@ -39,6 +39,16 @@ static void put_stat(json_writer *w, const bench_stat *s) {
     jw_num(w, "t_max", s->max);
 }
 
+/* one element-wise kernel's bytes per call, timings and rates (DRAM-sized and cache-resident runs alike) */
+static void put_mem_kernel(json_writer *w, const bench_mem_kernel *k) {
+    jw_obj_open(w, k->name);
+    jw_num(w, "bytes", k->bytes);
+    put_stat(w, &k->t);
+    jw_num(w, "bw_best", k->bw_best);
+    jw_num(w, "bw_med", k->bw_med);
+    jw_obj_close(w);
+}
+
 static void cpu_name(char *out, size_t n) {
     umoe_strlcpy(out, "unknown", n);
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -244,28 +254,12 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     jw_num(w, "phys_bytes", m->phys_bytes);
     jw_num(w, "hbm_bw_rank_min", b->hbm_bw_lo);
     jw_num(w, "hbm_bw_rank_max", b->hbm_bw_hi);
-    for (int i = 0; i < BENCH_MEM_COUNT; i++) {
-        const bench_mem_kernel *k = &m->k[i];
-        jw_obj_open(w, k->name);
-        jw_num(w, "bytes", k->bytes);
-        put_stat(w, &k->t);
-        jw_num(w, "bw_best", k->bw_best);
-        jw_num(w, "bw_med", k->bw_med);
-        jw_obj_close(w);
-    }
+    for (int i = 0; i < BENCH_MEM_COUNT; i++) put_mem_kernel(w, &m->k[i]);
     if (m->cache_bw > 0) {
         jw_obj_open(w, "cache");
         jw_num(w, "array_bytes", (double)m->cache_n * sizeof(float));
         jw_num(w, "l2_bytes", m->cache_bytes);
-        for (int i = 0; i < 2; i++) {
-            const bench_mem_kernel *k = &m->ck[i];
-            jw_obj_open(w, k->name);
-            jw_num(w, "bytes", k->bytes);
-            put_stat(w, &k->t);
-            jw_num(w, "bw_best", k->bw_best);
-            jw_num(w, "bw_med", k->bw_med);
-            jw_obj_close(w);
-        }
+        for (int i = 0; i < 2; i++) put_mem_kernel(w, &m->ck[i]);
         jw_obj_close(w);
     }
     jw_obj_close(w);

@@ -232,7 +232,7 @@ int cmd_bench(int argc, char **argv) {
                     int m = 0;
                     for (int i = 0; i < ni; i++)
                         if (all[i] > 0) ratio[m++] = all[(size_t)r * ni + i] / all[i];
-                    b.rank_work[r] = m ? bench_median(ratio, m) : 1;
+                    b.rank_work[r] = m ? umoe_median(ratio, m) : 1;
                     sum += b.rank_work[r];
                     if (b.rank_work[r] > mx) mx = b.rank_work[r];
                 }

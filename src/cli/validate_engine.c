@@ -156,18 +156,17 @@ static void mpirun_prefix(argvec *a, int np, int bind) {
     arg(a, "%s", "OPENBLAS_NUM_THREADS");
 }
 
-/* pin: the bench's ranks bound to one core each, so rank 0's figures (the spec's rates) are the first core's */
-static int run_bench(const char *hw, int quick, int pin) {
+/* The full bench (the quick grid is too noisy to predict step times with, docs/engine-validation.md).
+ * pin: the bench's ranks bound to one core each, so rank 0's figures (the spec's rates) are the first core's */
+static int run_bench(const char *hw, int pin) {
     argvec a = {.n = 0};
     if (have_mpirun()) mpirun_prefix(&a, 2, pin);
     arg(&a, "%s", self_exe());
     arg(&a, "%s", "bench");
-    if (quick) arg(&a, "%s", "--quick");
     arg(&a, "%s", "--out");
     arg(&a, "%s", hw);
-    fprintf(stderr, "umoe validate: %s%s; measuring this machine first: %s%s bench%s --out %s\n", hw,
-            file_exists(hw) ? " (--bench)" : " does not exist",
-            have_mpirun() ? "mpirun -np 2 " : "", "umoe", quick ? " --quick" : "", hw);
+    fprintf(stderr, "umoe validate: %s%s; measuring this machine first: %sumoe bench --out %s\n", hw,
+            file_exists(hw) ? " (--bench)" : " does not exist", have_mpirun() ? "mpirun -np 2 " : "", hw);
     char log[4200];
     snprintf(log, sizeof log, "%s.bench-log", hw);
     int rc = spawn(a.v, log, NULL, NULL, 1, NULL, NULL, 0, NULL, -1);
@@ -263,15 +262,6 @@ static int load_set(const char *path, run_set *S) {
 }
 
 /* ------------------------------------------------------------------ one run */
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    if (n <= 0) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 static double num_of(const cJSON *o, const char *k) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
@@ -346,8 +336,8 @@ static int parse_log(const char *path, int warmup, engine_row *e) {
     for (int i = 1; i < n; i++) { if (secs[i] < mn) mn = secs[i]; if (secs[i] > mx) mx = secs[i]; }
     e->meas_step_min = mn;
     e->meas_step_max = mx;
-    e->meas_step_s = median(secs, n);
-    e->meas_imbalance = ni ? median(imbs, ni) : 1.0;
+    e->meas_step_s = umoe_median(secs, n);
+    e->meas_imbalance = ni ? umoe_median(imbs, ni) : 1.0;
     double rs = 0;
     for (int l = 0; l < n_layers && l < VE_MAX_LAYERS; l++) rs += recv_max[l];
     e->recv_scale = n_layers ? rs / n_layers : 1.0;
@@ -380,12 +370,11 @@ static void run_one(const run_set *S, engine_row *e, const char *tmp, const char
         arg(&a, "%s", "--placement");
         if (e->placement > 0) argi(&a, e->placement); else arg(&a, "%s", "off");
     }
-    int pin = cpu;
     double cpu_s = 0, wall = 0;
     LOG_INFO("validate --engine: run %s (%d rank%s)", e->id, e->ranks, e->ranks > 1 ? "s" : "");
     double cpu_at[VE_MAX_STEPS];
     int lines = 0;
-    int rc = spawn(a.v, out, &cpu_s, &wall, e->ranks, log, cpu_at, VE_MAX_STEPS, &lines, e->ranks == 1 ? pin : -1);
+    int rc = spawn(a.v, out, &cpu_s, &wall, e->ranks, log, cpu_at, VE_MAX_STEPS, &lines, e->ranks == 1 ? cpu : -1);
     e->wall_s = wall;
     double slots = fmin((double)e->ranks, cores);
     e->cpu_share = wall > 0 ? cpu_s / (wall * slots) : NAN;
@@ -404,7 +393,7 @@ static void run_one(const run_set *S, engine_row *e, const char *tmp, const char
         double d = cpu_at[k] - cpu_at[k - 1];
         if (isfinite(d) && d > 0) per[np++] = d / slots;
     }
-    e->meas_cpu_step_s = np ? median(per, np) : NAN;
+    e->meas_cpu_step_s = np ? umoe_median(per, np) : NAN;
     e->ok = 1;
 }
 
@@ -461,7 +450,7 @@ int cmd_validate_engine(int argc, char **argv) {
     int pin = -1;
     if (!file_exists(hw) || bench) {
         pin = no_pin ? -1 : pin_cpu();
-        int rc = run_bench(hw, 0, pin >= 0);
+        int rc = run_bench(hw, pin >= 0);
         if (rc) return rc;
     }
     spec_hardware h;
@@ -498,12 +487,12 @@ int cmd_validate_engine(int argc, char **argv) {
         if (e->ranks > 1 && !have_mpirun()) continue;
         if (have_after) h = h_after; /* the bench right after the previous run is the one before this run */
         else if (bench_each && i > 0) { /* the machine of this minute: the same load as the run that follows */
-            if ((rc = run_bench(hw, 0, pin >= 0))) break;
+            if ((rc = run_bench(hw, pin >= 0))) break;
             if (spec_hardware_load(hw, &h)) { rc = cli_input_error(); break; }
         }
         run_one(S, e, tmp, data, cores, pin);
         if (bench_each) { /* and right after it: the run is bracketed by two benches (drift within the run) */
-            if ((rc = run_bench(hw, 0, pin >= 0))) break;
+            if ((rc = run_bench(hw, pin >= 0))) break;
             if (spec_hardware_load(hw, &h_after)) { rc = cli_input_error(); break; }
             have_after = 1;
         }
