@@ -36,6 +36,7 @@ size_t umoe_alloc_peak(void);
 typedef enum { UMOE_LOG_DEBUG, UMOE_LOG_INFO, UMOE_LOG_WARN, UMOE_LOG_ERROR } umoe_log_level;
 void umoe_log(umoe_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void umoe_log_set_level(umoe_log_level lvl);
+int umoe_log_enabled(umoe_log_level lvl); /* 1 when a message of this level is printed (skip costly diagnostics) */
 #define LOG_DEBUG(...) umoe_log(UMOE_LOG_DEBUG, __VA_ARGS__)
 #define LOG_INFO(...) umoe_log(UMOE_LOG_INFO, __VA_ARGS__)
 #define LOG_WARN(...) umoe_log(UMOE_LOG_WARN, __VA_ARGS__)

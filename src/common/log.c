@@ -21,9 +21,11 @@ static int level(void) {
 
 void umoe_log_set_level(umoe_log_level lvl) { g_level = (int)lvl; }
 
+int umoe_log_enabled(umoe_log_level lvl) { return (int)lvl >= level(); }
+
 void umoe_log(umoe_log_level lvl, const char *fmt, ...) {
     static const char *tag[] = {"debug", "info", "warning", "error"};
-    if ((int)lvl < level()) return;
+    if (!umoe_log_enabled(lvl)) return;
     va_list ap;
     fprintf(stderr, "umoe: %s: ", tag[lvl]);
     va_start(ap, fmt);

@@ -204,7 +204,8 @@ static void predict_row(const rowref *r, sim_validation_row *o) {
               res.breakdown[SIM_T_RECOMPUTE], res.breakdown[SIM_T_TP], res.breakdown[SIM_T_CP],
               res.breakdown[SIM_T_EP], res.breakdown[SIM_T_PP], res.breakdown[SIM_T_DP], res.breakdown[SIM_T_BUBBLE],
               res.breakdown[SIM_T_OPTIMIZER]);
-    { /* diagnostics (UMOE_LOG=debug): one layer's, the embedding's and the head's costs per micro-batch, ms */
+    if (umoe_log_enabled(UMOE_LOG_DEBUG)) { /* diagnostics (UMOE_LOG=debug): one layer's, the embedding's and the
+                                            * head's costs per micro-batch, ms; computed only when printed */
         sim_geom g; sim_cost lc, ec, hc;
         sim_geom_init(&m, &c, &s, &g);
         sim_layer_cost(&m, &c.hw, &s, &opt, &g, m.E > 0, &lc);
