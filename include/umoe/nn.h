@@ -124,6 +124,17 @@ void crossentropy_backward(float *dlogits, const float *dloss, const float *logi
  * p -= lr * (mhat/(sqrt(vhat)+eps) + wd*p). */
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float wd, int t);
+/* The optimizer pass of a whole model: AdamW (as above) over n_seg tensors of one flat block, segment i being
+ * elements seg[i].off .. seg[i].off + seg[i].n - 1 of p, g, m and v, decayed by seg[i].wd, all in one pass over
+ * the threads. The gradient used is the float product g * gscale (the global-norm clip's scale, 1 = none: the
+ * same bits as scaling g in place first); zero_grad != 0 sets each segment's g to 0 after reading it, else g is
+ * only read. Same bits as adamw_update_many_naive (a scaled copy of g, adamw_update, memset, tensor by tensor)
+ * for any thread count. */
+typedef struct { size_t off, n; float wd; } adamw_segment;
+void adamw_update_many(float *p, float *g, float *m, float *v, const adamw_segment *seg, int n_seg, float lr,
+                       float beta1, float beta2, float eps, int t, float gscale, int zero_grad);
+void adamw_update_many_naive(float *p, float *g, float *m, float *v, const adamw_segment *seg, int n_seg, float lr,
+                             float beta1, float beta2, float eps, int t, float gscale, int zero_grad);
 
 /* Sum of squares (double accumulation), for the global gradient norm. */
 double nn_sumsq(const float *x, size_t n);

@@ -12,9 +12,8 @@
  *             same kernels on arrays inside the per-core L2; absent from the spec = the DRAM rate for all),
  *             backward moving twice the forward bytes (read the saved input and the output grad, write the
  *             input grad);
- *   optimizer zero grads 4 B/param, global norm 4 B/param, clip scaling 8 B/param (read + write; the
- *             validation's early steps have a norm above the clip, their logs show it) at hbm_bw x mem_eff,
- *             AdamW 28 B per owned parameter at adamw_bw (bench:
+ *   optimizer zero grads 4 B/param, global norm 4 B/param at hbm_bw x mem_eff (the clip's scaling is
+ *             folded into the AdamW pass: no bytes of its own), AdamW 28 B per owned parameter at adamw_bw (bench:
  *             adamw_update's median rate; absent = hbm_bw x mem_eff);
  *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures;
  *             with more ranks than cores, + oversub_wait per collective (bench: two runnable ranks per core).
@@ -42,7 +41,6 @@
 #define EW_ADAMW 28.0
 #define EW_ZERO 4.0      /* zeroing the gradients: write */
 #define EW_NORM_READ 4.0 /* the global gradient norm: read */
-#define EW_CLIP 8.0      /* scaling the gradients by clip / norm: read + write */
 
 typedef struct {
     const spec_hardware *h;
@@ -201,10 +199,10 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     ew(&a, EW_NORM * N * C, 0); /* final norm, LM head, cross-entropy */
     gemm(&a, N, C, V, 1, 0);
     ew(&a, EW_SOFTMAX * N * V, 0);
-    /* optimizer step: zero grads (write 4 B), global norm (read 4 B), clip (scale in place: read + write 8 B;
-     * src/train/optimizer.c scales when the norm exceeds the clip, as it does in the early steps the
-     * validation times), AdamW over the parameters this rank
-     * updates (dense + owned experts; docs/dist.md: experts owned elsewhere get no grads and no update) */
+    /* optimizer step: zero grads (write 4 B: a memset under EP, the fused AdamW pass's write of 0 in one
+     * process), global norm (read 4 B), AdamW over the parameters this rank updates (dense + owned experts;
+     * docs/dist.md: experts owned elsewhere get no grads and no update) with the clip's scale applied as it
+     * reads each gradient (src/train/optimizer.c, adamw_update_many: no separate scaling pass) */
     spec_params p;
     spec_params_count(s, &p);
     double P = r->params / 4;                      /* this rank's: dense + experts / ep (expert sharding) */
@@ -213,7 +211,7 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     double dense = P - P_exp / ep;                 /* replicated on every rank: all-reduced over all ranks */
     double opt_bw = h->adamw_bw > 0 ? h->adamw_bw : a.bw; /* bench: adamw_update's own rate (it is the slowest of
                                                            * the element-wise kernels: 7 streams, sqrt, divide) */
-    double t_opt = ((EW_ZERO + EW_NORM_READ + EW_CLIP) * P / a.bw + EW_ADAMW * P_owned / opt_bw) * a.slow / a.share;
+    double t_opt = ((EW_ZERO + EW_NORM_READ) * P / a.bw + EW_ADAMW * P_owned / opt_bw) * a.slow / a.share;
     /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
     double t_ep = 0, t_sync = 0, t_wait = 0;
     if (R > 1) {
