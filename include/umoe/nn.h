@@ -141,6 +141,18 @@ double nn_sumsq(const float *x, size_t n);
 /* x *= s in place, elementwise over the threads (the same bits for any thread count) */
 void nn_scale_inplace(float *x, size_t n, float s);
 
+/* Data movement over the threads (src/nn/copy.c; the same bits for any thread count), each with a serial
+ * `_naive` twin: x[0..n) = 0; a (rows, cols) block copied between row strides ld_src and ld_dst (buffers do
+ * not overlap); dst rows += src rows; out = x + y elementwise (out may be x or y). */
+void nn_zero(float *x, size_t n);
+void nn_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add(float *out, const float *x, const float *y, size_t n);
+void nn_zero_naive(float *x, size_t n);
+void nn_copy_rows_naive(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add_rows_naive(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add_naive(float *out, const float *x, const float *y, size_t n);
+
 /* BLAS in use: the OpenBLAS kernel family ("SkylakeX", "Haswell", ...; "none" without BLAS). OpenBLAS 0.3.21
  * does not recognise recent Xeons (e.g. family 6 model 207) and falls back to its SSE3 "Prescott" kernels,
  * about 7x slower than its AVX-512 ones on this machine. nn_blas_better_coretype returns the value for the
