@@ -73,16 +73,17 @@ static void rope_apply(float *dst, const float *src, size_t B, size_t T, size_t 
     umoe_free(tab, bytes);
 }
 
-/* the identity part outside [off, off+D) of every head row */
+/* the identity part outside [off, off+D) of every head row: columns [0, off) and [off + D, stride), copied or
+ * added row by row over the threads (src/nn/copy.c) */
 static void rope_passthrough(float *dst, const float *src, size_t rows, size_t stride, size_t off, size_t D, int acc) {
     if (stride == D) return;
-    for (size_t r = 0; r < rows; r++) {
-        float *d = dst + r * stride;
-        const float *s = src + r * stride;
-        for (size_t c = 0; c < stride; c++) {
-            if (c == off) { c += D - 1; continue; }
-            d[c] = acc ? d[c] + s[c] : s[c];
-        }
+    size_t tail = stride - off - D;
+    if (acc) {
+        nn_add_rows(dst, stride, src, stride, rows, off);
+        nn_add_rows(dst + off + D, stride, src + off + D, stride, rows, tail);
+    } else {
+        nn_copy_rows(dst, stride, src, stride, rows, off);
+        nn_copy_rows(dst + off + D, stride, src + off + D, stride, rows, tail);
     }
 }
 
