@@ -102,6 +102,7 @@ void engine_report_print(const engine_row *rows, int n, const char *hw, int json
                 jw_num(&w, "ep_s", r->pred.ep_s);
                 jw_num(&w, "sync_s", r->pred.sync_s);
                 jw_num(&w, "oversub_s", r->pred.oversub_s);
+                jw_num(&w, "ep_copy_s", r->pred.ep_copy_s);
                 jw_num(&w, "share", r->pred.share);
                 jw_num(&w, "slow", r->pred.slow);
                 jw_num(&w, "params", r->pred.params);

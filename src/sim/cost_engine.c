@@ -43,6 +43,7 @@
 #define EW_ZERO 4.0      /* zeroing the gradients: write */
 #define EW_NORM_READ 4.0 /* the global gradient norm: read */
 #define EW_CLIP 8.0      /* scaling the gradients by clip / norm: read + write */
+#define EW_MEAN 8.0      /* ranks > 1: scaling the summed gradients by 1 / ranks (train_ep.c scale_grads) */
 
 typedef struct {
     const spec_hardware *h;
@@ -74,6 +75,37 @@ static void ew(acc *a, double bytes, int rc) {
     a->bwd += 2 * t;
     a->ew += 3 * t;
     if (rc) a->rc += t;
+}
+
+/* seconds of one element-wise pass over `bytes` (no forward/backward split: a copy made once) */
+static double ew_once(const acc *a, double bytes) {
+    double rate = a->cache_bw > 0 && bytes <= a->cache_bytes ? a->cache_bw : a->bw;
+    return bytes * a->slow / (rate * a->share);
+}
+
+/* The engine's own row copies around one MoE slot's four exchanges (src/dist/ep_exchange.c; the MPI library's
+ * copies are in the measured all-to-all figures): per exchange, the receive side reorders the rows between
+ * the source-major staging and the receive layout when the rank holds more than one expert (dispatch:
+ * stage_to_recv, combine: recv_to_stage), and the send side packs rows by destination (gather_rows /
+ * scatter_rows) unless the packed order is the expert order already (pack_identity: experts in blocks, i.e.
+ * no placement). The hierarchical forward dispatch instead gathers one row per token and destination node
+ * (stage A), expands them into token-assignment rows on the proxy (stage B) and moves them into the receive
+ * layout (hb_to_recv). n_send: this rank's token-assignments, n_recv: its experts' rows, tok_rows: the rows
+ * stage A sends (tokens x nodes touched). Each copy reads and writes a row of C floats: EW_COPY per element. */
+static double ep_copy_time(const acc *a, double C, double n_send, double n_recv, double tok_rows, int multi_local,
+                           int identity, int hier) {
+    double per_exch = (multi_local ? n_recv : 0) + (identity ? 0 : n_send); /* rows copied by one flat exchange */
+    double t = 0;
+    for (int x = 0; x < 4; x++) {
+        if (x == 0 && hier) /* forward dispatch, hierarchical: stage A gather, stage B expansion, receive layout */
+            t += ew_once(a, EW_COPY * tok_rows * C) + ew_once(a, EW_COPY * n_recv * C) +
+                 ew_once(a, EW_COPY * n_recv * C);
+        else if (per_exch > 0) {
+            if (multi_local) t += ew_once(a, EW_COPY * n_recv * C);
+            if (!identity) t += ew_once(a, EW_COPY * n_send * C);
+        }
+    }
+    return t;
 }
 
 /* One transformer layer's operators on N local tokens (B sequences of T). rows: routed token-assignments the
@@ -213,9 +245,10 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     double dense = P - P_exp / ep;                 /* replicated on every rank: all-reduced over all ranks */
     double opt_bw = h->adamw_bw > 0 ? h->adamw_bw : a.bw; /* bench: adamw_update's own rate (it is the slowest of
                                                            * the element-wise kernels: 7 streams, sqrt, divide) */
-    double t_opt = ((EW_ZERO + EW_NORM_READ + EW_CLIP) * P / a.bw + EW_ADAMW * P_owned / opt_bw) * a.slow / a.share;
+    double t_opt = ((EW_ZERO + EW_NORM_READ + EW_CLIP + (R > 1 ? EW_MEAN : 0)) * P / a.bw + EW_ADAMW * P_owned / opt_bw) *
+                   a.slow / a.share;
     /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
-    double t_ep = 0, t_sync = 0, t_wait = 0;
+    double t_ep = 0, t_sync = 0, t_wait = 0, t_copy = 0;
     if (R > 1) {
         int rpn = c->ranks_per_node > 0 ? c->ranks_per_node : R;
         int k_ep = rpn < ep ? rpn : ep, k_w = rpn < R ? rpn : R;
@@ -226,6 +259,15 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
             double flat = sim_alltoall_time(h, ep, k_ep, asg * imb);
             double meta = 2 * sim_alltoall_time(h, ep, k_ep, 4.0 * s->E);  /* plan: counts, row tokens */
             t_ep = n_moe * (disp + 3 * flat + meta);
+            /* stage A sends each token once per node that holds one of its experts: E[nodes touched] as
+             * src/sim/cost_engine_mem.c (uniform top-K over experts in node blocks) */
+            int hier = c->hierarchical && k_ep < ep;
+            double tok_rows = 0;
+            if (hier) {
+                double nodes = (double)ep / k_ep;
+                tok_rows = N * sim_engine_nodes_touched(s, nodes);
+            }
+            t_copy = n_moe * ep_copy_time(&a, C, N * s->K, rows, tok_rows, e_local > 1, c->placement <= 0, hier);
         }
         t_sync = sim_allreduce_time(h, R, k_w, 4 * dense);
         if (R / ep > 1) t_sync += sim_allreduce_time(h, R / ep, 1, 4 * P_exp / ep);
@@ -252,6 +294,7 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     r->ep_s = t_ep;
     r->sync_s = t_sync;
     r->oversub_s = t_wait;
-    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_sync + t_wait;
+    r->ep_copy_s = t_copy;
+    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_copy + t_sync + t_wait;
     return UMOE_OK;
 }
