@@ -15,7 +15,10 @@
  *   optimizer zero grads 4 B/param, global norm 4 B/param, clip scaling 8 B/param (read + write; the
  *             validation's early steps have a norm above the clip, their logs show it) at hbm_bw x mem_eff,
  *             AdamW 28 B per owned parameter at adamw_bw (bench:
- *             adamw_update's median rate; absent = hbm_bw x mem_eff);
+ *             adamw_update's median rate; absent = hbm_bw x mem_eff); with several ranks also the 1 / ranks
+ *             scaling of the summed gradients, 8 B/param (src/train/train_ep.c scale_grads);
+ *   EP copies the engine's own row copies around the exchanges (packing, receive staging, the hierarchical
+ *             stages; src/dist/ep_exchange.c) as element-wise copies (ep_copy_time);
  *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures;
  *             with more ranks than cores, + oversub_wait per collective (bench: two runnable ranks per core).
  * Several ranks on one host share its cores: a rank that needs `threads` cores gets
