@@ -4,9 +4,10 @@
  * src/dist via docs/dist.md), restated here; every constant comes from the hardware spec:
  *   GEMM      2 n k o FLOPs at peak_fp32 x gemm_eff(flops of that call) (bench: OpenBLAS sgemm, same
  *             kernel); backward = two GEMMs of the same FLOPs (dX and dW);
- *   attention forward 0.5 x 2 B T^2 H (Dk + Dv) / (peak x attn_eff) (bench's convention for attn_eff: the
- *             causal half of the full s^2 count), backward 2.5 x forward (FlashAttention-2, Dao 2023,
- *             sec. 3: 5 matmuls vs 2; the constant of src/sim/cost_layer.c);
+ *   attention forward 0.5 x 2 B T^2 H (Dk + Dv) / (peak x eff) (bench's convention for attn_eff: the
+ *             causal half of the full s^2 count), backward = ratio x forward, eff and ratio the bench's at the
+ *             run's sequence length (attn_eff_seq); a spec without that table: attn_eff and 2.5
+ *             (FlashAttention-2, Dao 2023, sec. 3: 5 matmuls vs 2; the constant of src/sim/cost_layer.c);
  *   element-wise bytes / (hbm_bw x mem_eff) (bench: the rate of the engine's own element-wise kernels on
  *             DRAM-sized arrays), or bytes / cache_bw when the call's bytes fit in cache_bytes (bench: the
  *             same kernels on arrays inside the per-core L2; absent from the spec = the DRAM rate for all),
@@ -146,12 +147,14 @@ static void layer_ops(acc *a, const spec_model *s, unsigned rc, double B, double
         gemm(a, N, C, Hk * Dv, 1, full);
         ew(a, EW_COPY * N * (H * Dk + Hk * Dk), full); /* RoPE */
     }
-    /* attention core: causal half of 2 B T^2 H (Dk + Dv) at attn_eff */
-    double core = 0.5 * 2 * B * T * T * H * (Dk + Dv) * a->slow /
-                  (a->peak * (a->h->attn_eff > 0 ? a->h->attn_eff : 0.5) * a->share);
+    /* attention core: causal half of 2 B T^2 H (Dk + Dv) at the efficiency the bench measured at this sequence
+     * length, backward at its measured ratio (attn_eff_seq; without the table attn_eff and 2.5) */
+    double eff, ratio;
+    spec_attn_at(a->h, T, ENGINE_ATTN_BWD_RATIO, &eff, &ratio);
+    double core = 0.5 * 2 * B * T * T * H * (Dk + Dv) * a->slow / (a->peak * (eff > 0 ? eff : 0.5) * a->share);
     a->fwd += core;
-    a->bwd += ENGINE_ATTN_BWD_RATIO * core;
-    a->attn += (1 + ENGINE_ATTN_BWD_RATIO) * core;
+    a->bwd += ratio * core;
+    a->attn += (1 + ratio) * core;
     if (r_core) a->rc += core;
     gemm(a, N, H * Dv, C, 1, full);
     if (sandwich) ew(a, EW_NORM * N * C, full);

@@ -215,8 +215,30 @@ static void test_ep_copies(void) {
                 "optimizer: zero + norm + clip 16, the 1/ranks scaling 8, AdamW 28 B/param");
 }
 
+/* attn_eff_seq: the attention core at the run's sequence length, forward at that efficiency, backward at that
+ * ratio; nothing else changes */
+static void test_attn_seq(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    spec_hardware h = hw();
+    sim_engine_config c;
+    memset(&c, 0, sizeof c);
+    c.ranks = 1; c.ep = 1; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    sim_engine_result plain, tab;
+    CHECK(sim_engine_run(&s, &h, &c, &plain) == UMOE_OK, "no table: %s", umoe_err);
+    h.n_attn_seq = 2;
+    h.attn_seq_T[0] = c.T / 2; h.attn_seq_eff[0] = 0.05; h.attn_seq_bwd[0] = 1.0;
+    h.attn_seq_T[1] = c.T;     h.attn_seq_eff[1] = h.attn_eff / 2; h.attn_seq_bwd[1] = 1.5;
+    CHECK(sim_engine_run(&s, &h, &c, &tab) == UMOE_OK, "table");
+    /* without the table: (1 + 2.5) x fwd at attn_eff; with it: (1 + 1.5) x fwd at attn_eff / 2 */
+    CHECK_CLOSE(tab.attn_s, plain.attn_s / 3.5 * 2 * 2.5, 1e-9, 0, "attention at the table's point for the run's T");
+    CHECK_CLOSE(tab.gemm_s + tab.elementwise_s + tab.optimizer_s, plain.gemm_s + plain.elementwise_s + plain.optimizer_s,
+                1e-12, 0, "the rest unchanged");
+}
+
 int main(void) {
     (void)test_tokens;
+    RUN(test_attn_seq);
     RUN(test_ep_copies);
     RUN(test_cache_rate);
     RUN(test_arena_matches_engine);
