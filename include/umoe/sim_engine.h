@@ -30,6 +30,7 @@ typedef struct {
     double step_s;
     double gemm_s, attn_s, elementwise_s, recompute_s, ep_s, sync_s, optimizer_s;
     double oversub_s;     /* ranks > cores: collectives waiting for descheduled peers (spec oversub_wait) */
+    double ep_copy_s;     /* the engine's row copies around the EP exchanges (packing, staging) */
     double share;         /* fraction of one core each rank gets: min(1, cores / (ranks x threads)) */
     double slow;          /* compute-time factor of the cores the ranks use (spec rank_time_mean for one
                            * process, rank_time_max for several; 1 when the spec has none) */
@@ -51,4 +52,6 @@ umoe_status sim_engine_run(const spec_model *m, const spec_hardware *h, const si
                            sim_engine_result *r);
 /* The memory half alone (fills the memory fields of r; no hardware needed). */
 void sim_engine_memory(const spec_model *m, const sim_engine_config *c, sim_engine_result *r);
+/* Expected nodes one token's top-K experts land on, the experts in `nodes` equal blocks (uniform top-K). */
+double sim_engine_nodes_touched(const spec_model *m, double nodes);
 #endif

@@ -128,6 +128,12 @@ typedef struct {
     double rank_time_mean, rank_time_max;
     double oversub_wait;     /* extra seconds per collective when more ranks than cores share the host (two
                               * runnable per core; umoe bench); 0 = not given: not charged */
+    /* the attention core by sequence length (additive; umoe bench with the engine's kernels: causal, MHA, head
+     * dim 64, T x B = 1024 tokens per call): efficiency (the attn_eff convention) and the backward / forward
+     * time ratio at each T, ascending; piecewise linear in log(T), clamped at both ends. 0 points = attn_eff
+     * and the caller's ratio at every length (spec_attn_at) */
+    int n_attn_seq;
+    double attn_seq_T[SPEC_EFF_MAX], attn_seq_eff[SPEC_EFF_MAX], attn_seq_bwd[SPEC_EFF_MAX];
     /* added for speed (additive): derived from gemm_eff_flops by spec_hardware_prepare, never read from or
      * written to JSON. gemm_eff_lnr[i] = ln(gemm_eff_flops[i] / gemm_eff_flops[i-1]) (i >= 1), valid while
      * gemm_eff_lnr_src[i-1..i] equal gemm_eff_flops[i-1..i]; the lookups recompute a ratio that is not valid,
@@ -200,6 +206,9 @@ umoe_status spec_hardware_validate(const spec_hardware *h, const char *file);
 /* GEMM efficiency at a GEMM of `flops` FLOPs: piecewise linear in log10(flops) through the gemm_eff points,
  * clamped at both ends; 1.0 when the table is empty. */
 double spec_gemm_eff(const spec_hardware *h, double flops);
+/* Attention core at sequence length T: *eff and *bwd_over_fwd from the attn_seq table (1 returned), or
+ * attn_eff and the given default ratio when the spec has no table (0 returned). */
+int spec_attn_at(const spec_hardware *h, double T, double default_bwd_over_fwd, double *eff, double *bwd_over_fwd);
 /* Fill the derived fields (gemm_eff_lnr). spec_hardware_from_json calls it; call it after building or
  * editing a table in code to make the lookups faster (they are correct without it). */
 void spec_hardware_prepare(spec_hardware *h);

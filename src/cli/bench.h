@@ -77,6 +77,12 @@ typedef struct {
     double eff;         /* causal_flops / fwd.med / gemm peak, the simulator's attn_eff convention */
     double bwd_over_fwd; /* bwd.med / fwd.med */
     int clamped;        /* eff was outside the loader's [1e-3, 1] and is written clamped */
+    /* by sequence length (attn_eff_seq): B T = BENCH_ATTN_SEQ_TOKENS tokens per call, H and D as above; the last
+     * point is the main measurement (B, T) above */
+    int n_seq;
+    size_t seq_T[8], seq_B[8];
+    bench_stat seq_fwd[8], seq_bwd[8];
+    double seq_eff[8], seq_bwd_over_fwd[8];
 } bench_attn_result;
 umoe_status bench_attn_run(const bench_run *run, double gemm_peak, bench_attn_result *a);
 

@@ -245,6 +245,22 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     jw_num(w, "eff", a->eff);
     jw_bool(w, "eff_clamped", a->clamped);
     jw_num(w, "backward_over_forward", a->bwd_over_fwd);
+    jw_arr_open(w, "by_seq");
+    for (int i = 0; i < a->n_seq; i++) {
+        jw_obj_open(w, NULL);
+        jw_int(w, "B", (long long)a->seq_B[i]);
+        jw_int(w, "T", (long long)a->seq_T[i]);
+        jw_obj_open(w, "forward");
+        put_stat(w, &a->seq_fwd[i]);
+        jw_obj_close(w);
+        jw_obj_open(w, "backward");
+        put_stat(w, &a->seq_bwd[i]);
+        jw_obj_close(w);
+        jw_num(w, "eff", a->seq_eff[i]);
+        jw_num(w, "backward_over_forward", a->seq_bwd_over_fwd[i]);
+        jw_obj_close(w);
+    }
+    jw_arr_close(w);
     jw_obj_close(w);
 
     const bench_mem_result *m = &b->mem;
@@ -319,6 +335,10 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
                            "of median rate / peak_fp32");
     jw_str(&w, "attn_eff", "MEASURED: causal FLOPs 2 B H T^2 D / median attention_forward time / peak_fp32 (the "
                            "simulator's convention: half of the full s^2 count)");
+    if (b->attn.n_seq > 1)
+        jw_str(&w, "attn_eff_seq", "MEASURED: [T, eff, backward/forward time] of the same kernels at B T = 1024 tokens "
+                                   "per call (the last point is attn_eff's measurement); the engine model looks up "
+                                   "its run's sequence length there; _measurements.attention.by_seq");
     jw_str(&w, "hbm_bw", "MEASURED: best STREAM triad rate (a = b + s c, 12 bytes per float element) with every "
                          "rank of the host streaming at once");
     jw_str(&w, "mem_eff", "MEASURED: median over swiglu_forward, rmsnorm_forward, adamw_update of their median rate "
@@ -373,6 +393,17 @@ char *bench_json(const bench_run *run, const bench_all *b, size_t *len) {
     }
     jw_arr_close(&w);
     jw_num(&w, "attn_eff", b->attn.eff);
+    if (b->attn.n_seq > 1) {
+        jw_arr_open(&w, "attn_eff_seq");
+        for (int i = 0; i < b->attn.n_seq; i++) {
+            jw_arr_open(&w, NULL);
+            jw_num(&w, NULL, (double)b->attn.seq_T[i]);
+            jw_num(&w, NULL, b->attn.seq_eff[i]);
+            jw_num(&w, NULL, b->attn.seq_bwd_over_fwd[i]);
+            jw_arr_close(&w);
+        }
+        jw_arr_close(&w);
+    }
     jw_num(&w, "mem_eff", b->mem.mem_eff);
     jw_num(&w, "adamw_bw", b->mem.k[BENCH_MEM_ADAMW].bw_med);
     if (b->oversub.measured) jw_num(&w, "oversub_wait", b->oversub.wait);

@@ -94,6 +94,9 @@ static void print_summary(const char *out, const bench_run *run, const bench_all
     printf("  gemm_eff                %d points, %.3f at %.3g FLOP .. %.3f at %.3g FLOP\n", h->n_gemm_eff, h->gemm_eff[0],
            h->gemm_eff_flops[0], h->gemm_eff[h->n_gemm_eff - 1], h->gemm_eff_flops[h->n_gemm_eff - 1]);
     printf("  attn_eff                %8.3f   (backward/forward time %.2f)\n", h->attn_eff, b->attn.bwd_over_fwd);
+    for (int i = 0; i + 1 < b->attn.n_seq; i++)
+        printf("  attn_eff at T = %-6zu  %8.3f   (backward/forward time %.2f)\n", b->attn.seq_T[i], b->attn.seq_eff[i],
+               b->attn.seq_bwd_over_fwd[i]);
     printf("  hbm_bw                  %8.2f GB/s (triad; ranks %.2f..%.2f), mem_eff %.3f\n", h->hbm_bw / 1e9,
            b->hbm_bw_lo / 1e9, b->hbm_bw_hi / 1e9, h->mem_eff);
     printf("  hbm_bytes               %8.2f GiB per device\n", h->hbm_bytes / (1u << 30));

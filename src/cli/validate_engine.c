@@ -33,7 +33,8 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: umoe validate --engine [--hw FILE] [--bench | --bench-each] [--quick] [--set FILE] [--json] [--no-pin]\n\n"
+            "usage: umoe validate --engine [--hw FILE] [--bench | --bench-each] [--quick] [--set FILE] [--repeat N] [--json]\n"
+            "                             [--no-pin]\n\n"
             "Runs real training configurations of the engine on this machine (umoe train, under mpirun for\n"
             "EP 2 and 4, one thread per rank), simulates each with the measured hardware spec, and prints\n"
             "predicted vs measured step time and peak memory with the error per row and the median absolute\n"
@@ -44,6 +45,8 @@ static void usage(FILE *f) {
             "  --bench-each  measure it again before every run (the load of each run's minute)\n"
             "  --quick     the short set (configs/engine-validation/quick.json, about a minute on 2 cores)\n"
             "  --set FILE  another set of runs (format in docs/engine-validation.md)\n"
+            "  --repeat N  run the whole set N times (1..16; 1); a row's measured and predicted step times are\n"
+            "              the medians over the rounds, and each round's median error is printed too\n"
             "  --json      machine-readable output\n"
             "  --no-pin    with --bench/--bench-each or a missing spec: leave the bench's ranks and the\n"
             "              single-process runs unbound (predicted with the mean over cores, rank_time_mean)\n");
@@ -344,6 +347,15 @@ static int parse_log(const char *path, int warmup, engine_row *e) {
     return 0;
 }
 
+/* median of the finite values among x[0..n) (NAN when none); x is not changed */
+static double finite_median(const double *x, int n) {
+    double v[VE_MAX_ROUNDS];
+    int k = 0;
+    for (int i = 0; i < n && k < VE_MAX_ROUNDS; i++)
+        if (isfinite(x[i])) v[k++] = x[i];
+    return k ? umoe_median(v, k) : NAN;
+}
+
 static void run_one(const run_set *S, engine_row *e, const char *tmp, const char *data, double cores, int cpu) {
     char log[4200], out[4200];
     snprintf(log, sizeof log, "%s/%s.jsonl", tmp, e->id);
@@ -418,7 +430,7 @@ static void rm_tmp(const char *tmp, const run_set *S) {
 
 int cmd_validate_engine(int argc, char **argv) {
     const char *hw_arg = NULL, *set_arg = NULL;
-    int quick = 0, json = 0, bench = 0, bench_each = 0, no_pin = 0;
+    int quick = 0, json = 0, bench = 0, bench_each = 0, no_pin = 0, rounds = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { usage(stdout); return UMOE_EXIT_OK; }
@@ -428,7 +440,19 @@ int cmd_validate_engine(int argc, char **argv) {
         else if (!strcmp(a, "--bench-each")) bench = bench_each = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--no-pin")) no_pin = 1;
-        else if (!strcmp(a, "--hw") || !strcmp(a, "--set")) {
+        else if (!strcmp(a, "--repeat")) {
+            const char *v = cli_value("validate", argc, argv, i);
+            if (!v) return UMOE_EXIT_INPUT;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || end == v || n < 1 || n > VE_MAX_ROUNDS) {
+                fprintf(stderr, "umoe validate: --repeat %s: expected a whole number of rounds from 1 to %d\n", v,
+                        VE_MAX_ROUNDS);
+                return UMOE_EXIT_INPUT;
+            }
+            rounds = (int)n;
+            i++;
+        } else if (!strcmp(a, "--hw") || !strcmp(a, "--set")) {
             const char *v = cli_value("validate", argc, argv, i);
             if (!v) return UMOE_EXIT_INPUT;
             if (!strcmp(a, "--hw")) hw_arg = v; else set_arg = v;
@@ -482,11 +506,15 @@ int cmd_validate_engine(int argc, char **argv) {
     double cores = cpu_cores();
     int failed = 0, have_after = 0;
     spec_hardware h_after = h;
-    for (int i = 0; !rc && i < S->n; i++) {
+    for (int k = 0; !rc && k < rounds * S->n; k++) {
+        int i = k % S->n;
         engine_row *e = &S->rows[i];
         if (e->ranks > 1 && !have_mpirun()) continue;
+        if (rounds > 1 && i == 0) LOG_INFO("validate --engine: round %d of %d", k / S->n + 1, rounds);
+        e->ok = 0;
+        e->reason[0] = 0;
         if (have_after) h = h_after; /* the bench right after the previous run is the one before this run */
-        else if (bench_each && i > 0) { /* the machine of this minute: the same load as the run that follows */
+        else if (bench_each && k > 0) { /* the machine of this minute: the same load as the run that follows */
             if ((rc = run_bench(hw, pin >= 0))) break;
             if (spec_hardware_load(hw, &h)) { rc = cli_input_error(); break; }
         }
@@ -517,6 +545,19 @@ int cmd_validate_engine(int argc, char **argv) {
         e->pred_step_before_s = e->pred.step_s;
         e->pred_step_after_s = bench_each ? after.step_s : NAN;
         if (bench_each) e->pred.step_s = 0.5 * (e->pred_step_before_s + e->pred_step_after_s);
+        if (e->n_rounds < VE_MAX_ROUNDS) {
+            int j = e->n_rounds++;
+            e->round_meas[j] = e->meas_step_s;
+            e->round_min[j] = e->meas_step_min;
+            e->round_cpu[j] = e->meas_cpu_step_s;
+            e->round_pred[j] = e->pred.step_s;
+        }
+        if (e->n_rounds > 1) { /* the medians over the rounds so far */
+            e->meas_step_s = finite_median(e->round_meas, e->n_rounds);
+            e->meas_step_min = finite_median(e->round_min, e->n_rounds);
+            e->meas_cpu_step_s = finite_median(e->round_cpu, e->n_rounds);
+            e->pred.step_s = finite_median(e->round_pred, e->n_rounds);
+        }
         e->err_step = e->pred.step_s / e->meas_step_s - 1;
         e->err_cpu_step = e->pred.step_s / e->meas_cpu_step_s - 1;
         e->err_step_fastest = e->pred.step_s / e->meas_step_min - 1;
@@ -524,7 +565,7 @@ int cmd_validate_engine(int argc, char **argv) {
         e->err_rss = e->pred.rss / e->meas_rss - 1;
     }
     if (!rc) {
-        engine_report_print(S->rows, S->n, hw, json, cores);
+        engine_report_print(S->rows, S->n, hw, json, cores, rounds);
         rm_tmp(tmp, S);
         if (failed) {
             fprintf(stderr, "umoe validate: %d run(s) failed; their output is kept in %s\n", failed, tmp);

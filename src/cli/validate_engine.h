@@ -4,6 +4,8 @@
 #define UMOE_CLI_VALIDATE_ENGINE_H
 #include "umoe/sim_engine.h"
 
+#define VE_MAX_ROUNDS 16 /* --repeat */
+
 typedef struct {
     char id[64];
     char model[4096];      /* path or preset name */
@@ -27,6 +29,10 @@ typedef struct {
                               * figure least slowed by other tenants, as the bench's medians of short samples are */
     int ok;
     char reason[512];
+    /* --repeat N: each round's figures (measured median step, its fastest step, CPU step, predicted step); the
+     * row's meas_step_s, meas_step_min, meas_cpu_step_s and pred.step_s are then the medians over the rounds */
+    int n_rounds;
+    double round_meas[VE_MAX_ROUNDS], round_min[VE_MAX_ROUNDS], round_cpu[VE_MAX_ROUNDS], round_pred[VE_MAX_ROUNDS];
 } engine_row;
 
 int cmd_validate_engine(int argc, char **argv);
@@ -38,5 +44,5 @@ int cmd_validate_engine(int argc, char **argv);
 int ve_watch(pid_t pid, int ranks, const char *log, double *cpu_at_line, int max_lines, int *status,
              struct rusage *ru);
 /* validate_engine_report.c */
-void engine_report_print(const engine_row *rows, int n, const char *hw, int json, double cores);
+void engine_report_print(const engine_row *rows, int n, const char *hw, int json, double cores, int rounds);
 #endif

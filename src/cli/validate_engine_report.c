@@ -36,7 +36,19 @@ static double max_abs(const engine_row *r, int n, size_t off) {
     return m;
 }
 
-void engine_report_print(const engine_row *rows, int n, const char *hw, int json, double cores) {
+/* --repeat: round j's median |predicted / measured - 1| over the ok rows that ran it */
+static double round_med(const engine_row *r, int n, int j) {
+    double v[64];
+    int k = 0;
+    for (int i = 0; i < n && k < 64; i++)
+        if (r[i].ok && r[i].n_rounds > j && r[i].round_meas[j] > 0)
+            v[k++] = fabs(r[i].round_pred[j] / r[i].round_meas[j] - 1);
+    if (!k) return NAN;
+    qsort(v, (size_t)k, sizeof *v, cmp_dbl);
+    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+void engine_report_print(const engine_row *rows, int n, const char *hw, int json, double cores, int rounds) {
     int ok = 0;
     for (int i = 0; i < n; i++) ok += rows[i].ok;
     double ms = med_abs(rows, n, offsetof(engine_row, err_step), NULL);
@@ -76,6 +88,14 @@ void engine_report_print(const engine_row *rows, int n, const char *hw, int json
                 jw_num(&w, "measured_step_min_s", r->meas_step_min);
                 jw_num(&w, "measured_step_max_s", r->meas_step_max);
                 jw_num(&w, "predicted_step_s", r->pred.step_s);
+                if (r->n_rounds > 1) {
+                    jw_arr_open(&w, "round_measured_step_s");
+                    for (int j = 0; j < r->n_rounds; j++) jw_num(&w, NULL, r->round_meas[j]);
+                    jw_arr_close(&w);
+                    jw_arr_open(&w, "round_predicted_step_s");
+                    for (int j = 0; j < r->n_rounds; j++) jw_num(&w, NULL, r->round_pred[j]);
+                    jw_arr_close(&w);
+                }
                 jw_num(&w, "predicted_step_before_s", r->pred_step_before_s);
                 jw_num(&w, "predicted_step_after_s", r->pred_step_after_s);
                 jw_num(&w, "step_error", r->err_step);
@@ -102,6 +122,7 @@ void engine_report_print(const engine_row *rows, int n, const char *hw, int json
                 jw_num(&w, "ep_s", r->pred.ep_s);
                 jw_num(&w, "sync_s", r->pred.sync_s);
                 jw_num(&w, "oversub_s", r->pred.oversub_s);
+                jw_num(&w, "ep_copy_s", r->pred.ep_copy_s);
                 jw_num(&w, "share", r->pred.share);
                 jw_num(&w, "slow", r->pred.slow);
                 jw_num(&w, "params", r->pred.params);
@@ -129,6 +150,10 @@ void engine_report_print(const engine_row *rows, int n, const char *hw, int json
         jw_num(&w, "rss_median_abs_error", mr);
         jw_num(&w, "rss_max_abs_error", xr);
         jw_num(&w, "median_cpu_share", share);
+        jw_int(&w, "rounds", rounds);
+        jw_arr_open(&w, "round_step_median_abs_error");
+        for (int j = 0; j < rounds; j++) jw_num(&w, NULL, round_med(rows, n, j));
+        jw_arr_close(&w);
         jw_obj_close(&w);
         jw_obj_close(&w);
         jw_end(&w);
@@ -154,6 +179,12 @@ void engine_report_print(const engine_row *rows, int n, const char *hw, int json
     printf("\n%d runs, %d ok. |error| median (max): step time vs wall %.1f%% (%.1f%%), vs CPU %.1f%% (%.1f%%); "
            "allocator peak %.2f%% (%.2f%%); peak RSS %.2f%% (%.2f%%)\n", n, ok, 100 * ms, 100 * xs, 100 * mc,
            100 * xc, 100 * ma, 100 * xa, 100 * mr, 100 * xr);
+    if (rounds > 1) {
+        printf("%d rounds: measured and predicted step = medians over the rounds; each round's median |step error|:",
+               rounds);
+        for (int j = 0; j < rounds; j++) printf(" %.1f%%", 100 * round_med(rows, n, j));
+        printf("\n");
+    }
     printf("step time vs the fastest measured step (the quiet-machine figure, docs/engine-validation.md): median "
            "|error| %.1f%%\n", 100 * mq);
     printf("wall ms: median step wall time after warm-up; cpu ms: median CPU seconds of all ranks per step / "

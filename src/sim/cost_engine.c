@@ -4,9 +4,10 @@
  * src/dist via docs/dist.md), restated here; every constant comes from the hardware spec:
  *   GEMM      2 n k o FLOPs at peak_fp32 x gemm_eff(flops of that call) (bench: OpenBLAS sgemm, same
  *             kernel); backward = two GEMMs of the same FLOPs (dX and dW);
- *   attention forward 0.5 x 2 B T^2 H (Dk + Dv) / (peak x attn_eff) (bench's convention for attn_eff: the
- *             causal half of the full s^2 count), backward 2.5 x forward (FlashAttention-2, Dao 2023,
- *             sec. 3: 5 matmuls vs 2; the constant of src/sim/cost_layer.c);
+ *   attention forward 0.5 x 2 B T^2 H (Dk + Dv) / (peak x eff) (bench's convention for attn_eff: the
+ *             causal half of the full s^2 count), backward = ratio x forward, eff and ratio the bench's at the
+ *             run's sequence length (attn_eff_seq); a spec without that table: attn_eff and 2.5
+ *             (FlashAttention-2, Dao 2023, sec. 3: 5 matmuls vs 2; the constant of src/sim/cost_layer.c);
  *   element-wise bytes / (hbm_bw x mem_eff) (bench: the rate of the engine's own element-wise kernels on
  *             DRAM-sized arrays), or bytes / cache_bw when the call's bytes fit in cache_bytes (bench: the
  *             same kernels on arrays inside the per-core L2; absent from the spec = the DRAM rate for all),
@@ -14,7 +15,10 @@
  *             input grad);
  *   optimizer zero grads 4 B/param, global norm 4 B/param at hbm_bw x mem_eff (the clip's scaling is
  *             folded into the AdamW pass: no bytes of its own), AdamW 28 B per owned parameter at adamw_bw (bench:
- *             adamw_update's median rate; absent = hbm_bw x mem_eff);
+ *             adamw_update's median rate; absent = hbm_bw x mem_eff); with several ranks also the 1 / ranks
+ *             scaling of the summed gradients, 8 B/param (src/train/train_ep.c scale_grads);
+ *   EP copies the engine's own row copies around the exchanges (packing, receive staging, the hierarchical
+ *             stages; src/dist/ep_exchange.c) as element-wise copies (ep_copy_time);
  *   collectives the simulator's alpha-beta formulas (src/sim/cost_comm.c) with bench's fitted figures;
  *             with more ranks than cores, + oversub_wait per collective (bench: two runnable ranks per core).
  * Several ranks on one host share its cores: a rank that needs `threads` cores gets
@@ -41,6 +45,7 @@
 #define EW_ADAMW 28.0
 #define EW_ZERO 4.0      /* zeroing the gradients: write */
 #define EW_NORM_READ 4.0 /* the global gradient norm: read */
+#define EW_MEAN 8.0      /* ranks > 1: scaling the summed gradients by 1 / ranks (train_ep.c scale_grads) */
 
 typedef struct {
     const spec_hardware *h;
@@ -72,6 +77,37 @@ static void ew(acc *a, double bytes, int rc) {
     a->bwd += 2 * t;
     a->ew += 3 * t;
     if (rc) a->rc += t;
+}
+
+/* seconds of one element-wise pass over `bytes` (no forward/backward split: a copy made once) */
+static double ew_once(const acc *a, double bytes) {
+    double rate = a->cache_bw > 0 && bytes <= a->cache_bytes ? a->cache_bw : a->bw;
+    return bytes * a->slow / (rate * a->share);
+}
+
+/* The engine's own row copies around one MoE slot's four exchanges (src/dist/ep_exchange.c; the MPI library's
+ * copies are in the measured all-to-all figures): per exchange, the receive side reorders the rows between
+ * the source-major staging and the receive layout when the rank holds more than one expert (dispatch:
+ * stage_to_recv, combine: recv_to_stage), and the send side packs rows by destination (gather_rows /
+ * scatter_rows) unless the packed order is the expert order already (pack_identity: experts in blocks, i.e.
+ * no placement). The hierarchical forward dispatch instead gathers one row per token and destination node
+ * (stage A), expands them into token-assignment rows on the proxy (stage B) and moves them into the receive
+ * layout (hb_to_recv). n_send: this rank's token-assignments, n_recv: its experts' rows, tok_rows: the rows
+ * stage A sends (tokens x nodes touched). Each copy reads and writes a row of C floats: EW_COPY per element. */
+static double ep_copy_time(const acc *a, double C, double n_send, double n_recv, double tok_rows, int multi_local,
+                           int identity, int hier) {
+    double per_exch = (multi_local ? n_recv : 0) + (identity ? 0 : n_send); /* rows copied by one flat exchange */
+    double t = 0;
+    for (int x = 0; x < 4; x++) {
+        if (x == 0 && hier) /* forward dispatch, hierarchical: stage A gather, stage B expansion, receive layout */
+            t += ew_once(a, EW_COPY * tok_rows * C) + ew_once(a, EW_COPY * n_recv * C) +
+                 ew_once(a, EW_COPY * n_recv * C);
+        else if (per_exch > 0) {
+            if (multi_local) t += ew_once(a, EW_COPY * n_recv * C);
+            if (!identity) t += ew_once(a, EW_COPY * n_send * C);
+        }
+    }
+    return t;
 }
 
 /* One transformer layer's operators on N local tokens (B sequences of T). rows: routed token-assignments the
@@ -109,12 +145,14 @@ static void layer_ops(acc *a, const spec_model *s, unsigned rc, double B, double
         gemm(a, N, C, Hk * Dv, 1, full);
         ew(a, EW_COPY * N * (H * Dk + Hk * Dk), full); /* RoPE */
     }
-    /* attention core: causal half of 2 B T^2 H (Dk + Dv) at attn_eff */
-    double core = 0.5 * 2 * B * T * T * H * (Dk + Dv) * a->slow /
-                  (a->peak * (a->h->attn_eff > 0 ? a->h->attn_eff : 0.5) * a->share);
+    /* attention core: causal half of 2 B T^2 H (Dk + Dv) at the efficiency the bench measured at this sequence
+     * length, backward at its measured ratio (attn_eff_seq; without the table attn_eff and 2.5) */
+    double eff, ratio;
+    spec_attn_at(a->h, T, ENGINE_ATTN_BWD_RATIO, &eff, &ratio);
+    double core = 0.5 * 2 * B * T * T * H * (Dk + Dv) * a->slow / (a->peak * (eff > 0 ? eff : 0.5) * a->share);
     a->fwd += core;
-    a->bwd += ENGINE_ATTN_BWD_RATIO * core;
-    a->attn += (1 + ENGINE_ATTN_BWD_RATIO) * core;
+    a->bwd += ratio * core;
+    a->attn += (1 + ratio) * core;
     if (r_core) a->rc += core;
     gemm(a, N, H * Dv, C, 1, full);
     if (sandwich) ew(a, EW_NORM * N * C, full);
@@ -211,9 +249,10 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     double dense = P - P_exp / ep;                 /* replicated on every rank: all-reduced over all ranks */
     double opt_bw = h->adamw_bw > 0 ? h->adamw_bw : a.bw; /* bench: adamw_update's own rate (it is the slowest of
                                                            * the element-wise kernels: 7 streams, sqrt, divide) */
-    double t_opt = ((EW_ZERO + EW_NORM_READ) * P / a.bw + EW_ADAMW * P_owned / opt_bw) * a.slow / a.share;
+    double t_opt = ((EW_ZERO + EW_NORM_READ + (R > 1 ? EW_MEAN : 0)) * P / a.bw + EW_ADAMW * P_owned / opt_bw) *
+                   a.slow / a.share;
     /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
-    double t_ep = 0, t_sync = 0, t_wait = 0;
+    double t_ep = 0, t_sync = 0, t_wait = 0, t_copy = 0;
     if (R > 1) {
         int rpn = c->ranks_per_node > 0 ? c->ranks_per_node : R;
         int k_ep = rpn < ep ? rpn : ep, k_w = rpn < R ? rpn : R;
@@ -224,6 +263,15 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
             double flat = sim_alltoall_time(h, ep, k_ep, asg * imb);
             double meta = 2 * sim_alltoall_time(h, ep, k_ep, 4.0 * s->E);  /* plan: counts, row tokens */
             t_ep = n_moe * (disp + 3 * flat + meta);
+            /* stage A sends each token once per node that holds one of its experts: E[nodes touched] as
+             * src/sim/cost_engine_mem.c (uniform top-K over experts in node blocks) */
+            int hier = c->hierarchical && k_ep < ep;
+            double tok_rows = 0;
+            if (hier) {
+                double nodes = (double)ep / k_ep;
+                tok_rows = N * sim_engine_nodes_touched(s, nodes);
+            }
+            t_copy = n_moe * ep_copy_time(&a, C, N * s->K, rows, tok_rows, e_local > 1, c->placement <= 0, hier);
         }
         t_sync = sim_allreduce_time(h, R, k_w, 4 * dense);
         if (R / ep > 1) t_sync += sim_allreduce_time(h, R / ep, 1, 4 * P_exp / ep);
@@ -250,6 +298,7 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     r->ep_s = t_ep;
     r->sync_s = t_sync;
     r->oversub_s = t_wait;
-    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_sync + t_wait;
+    r->ep_copy_s = t_copy;
+    r->step_s = a.fwd + a.bwd + a.rc + t_opt + t_ep + t_copy + t_sync + t_wait;
     return UMOE_OK;
 }

@@ -10,6 +10,14 @@
 #include <string.h>
 #include "umoe/sim_engine.h"
 
+/* Nodes one token's top-K experts land on, expected, with the E experts in `nodes` equal blocks and the
+ * K experts uniform without repetition: nodes (1 - C(E - E/nodes, K) / C(E, K)). */
+double sim_engine_nodes_touched(const spec_model *s, double nodes) {
+    double miss = 1, Eo = (double)s->E - s->E / nodes;
+    for (int k = 0; k < s->K; k++) miss *= (Eo - k) / ((double)s->E - k);
+    return nodes * (1 - miss);
+}
+
 typedef struct { double used; } mcarver;
 static void take(mcarver *c, double bytes) {
     c->used = (double)(((size_t)c->used + 63) & ~(size_t)63) + bytes; /* 64-byte aligned views */
@@ -220,9 +228,7 @@ void sim_engine_memory(const spec_model *s, const sim_engine_config *c, sim_engi
         if (c->hierarchical && ep > 1) {
             /* stage A: each token once per destination node holding one of its experts; uniform top-K over
              * nodes of E / nodes experts: E[nodes touched] = nodes (1 - C(E - E/nodes, K) / C(E, K)) */
-            double miss = 1, Eo = (double)s->E - s->E / nodes;
-            for (int k = 0; k < s->K; k++) miss *= (Eo - k) / ((double)s->E - k);
-            double touched = nodes * (1 - miss);
+            double touched = sim_engine_nodes_touched(s, nodes);
             slot += 2 * N * touched * C;                     /* stage A send and receive */
             slot += n * C;                                   /* stage B send (rows for this node's ranks) */
             if (!(rpn == 1 && nl == 1)) slot += n * C;       /* stage B receive */

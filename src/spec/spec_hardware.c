@@ -10,7 +10,7 @@ static const char *const hw_keys[] = {
     "name", "peak_bf16", "peak_fp16", "peak_fp32", "peak_fp8", "hbm_bytes", "hbm_bw", "devices_per_node",
     "intra_bw", "intra_lat", "inter_bw", "inter_lat", "gemm_eff", "attn_eff", "mem_eff", "comm_eff_intra",
     "comm_eff_inter", "mem_reserved", "host_bw", "host_mem_bw", "cache_bw", "cache_bytes",
-    "adamw_bw", "rank_time_mean", "rank_time_max", "oversub_wait", NULL};
+    "adamw_bw", "rank_time_mean", "rank_time_max", "oversub_wait", "attn_eff_seq", NULL};
 
 static umoe_status get_eff_table(const cJSON *o, const char *file, spec_hardware *h) {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "gemm_eff");
@@ -72,6 +72,7 @@ umoe_status spec_hardware_from_json(const void *obj, const char *file, spec_hard
     if ((s = json_get_num_opt(o, file, "rank_time_mean", 0, 100, &h->rank_time_mean))) return s;
     if ((s = json_get_num_opt(o, file, "rank_time_max", 0, 100, &h->rank_time_max))) return s;
     if ((s = json_get_num_opt(o, file, "oversub_wait", 0, 1, &h->oversub_wait))) return s;
+    if ((s = spec_attn_seq_from_json(o, file, h))) return s;
     /* Defaults: fp16 runs at the bf16 rate (true of A100/H100/910B tensor cores); fp32 and fp8 absent = 0,
      * meaning "not supported / unknown" (a strategy asking for fp8 on such a device is rejected by the sim). */
     if (h->peak_fp16 < 0) h->peak_fp16 = h->peak_bf16;

@@ -14,4 +14,6 @@ umoe_status spec_json_check_dups(const cJSON *o, const char *file);
 umoe_status spec_model_from_hf(const cJSON *o, const char *file, spec_model *m);
 /* Set m->name from a file path: basename without ".json" (or the parent directory name for config.json). */
 void spec_name_from_path(const char *file, char *name, size_t n);
+/* spec_hardware_attn.c: the "attn_eff_seq" table of a hardware object (absent = 0 points) */
+umoe_status spec_attn_seq_from_json(const void *obj, const char *file, spec_hardware *h);
 #endif

@@ -39,6 +39,8 @@ check bench_eff_sorted '[.gemm_eff[][0]] as $f | all(range(1; $f | length); $f[.
 check bench_eff_matches_shapes '.peak_fp32 as $p | [._measurements.gemm.shapes | group_by(.flops)[] | [(.[0].flops), (map(.flops / .t_med / $p) | add / length)]] as $want | [range(0; $want | length) as $i | ((.gemm_eff[$i][0] - $want[$i][0]) | fabs) < 1e-6 * $want[$i][0] and ((.gemm_eff[$i][1] - $want[$i][1]) | fabs) < 1e-6] | all' "$HW"
 check bench_eff_spans_sizes '(.gemm_eff[-1][0] / .gemm_eff[0][0]) >= 1000' "$HW"
 check bench_other_eff_range '.attn_eff > 0 and .attn_eff <= 1.05 and .mem_eff > 0 and .mem_eff <= 1.05' "$HW"
+check bench_attn_seq_table '(.attn_eff_seq | length) >= 2 and ([.attn_eff_seq[][0]] as $t | all(range(1; $t | length); $t[.] > $t[. - 1])) and all(.attn_eff_seq[]; .[1] > 0 and .[1] <= 1 and .[2] > 0) and .attn_eff_seq[-1][1] == .attn_eff and .attn_eff_seq[-1][0] == ._measurements.attention.T' "$HW"
+check bench_attn_seq_measured '[._measurements.attention.by_seq[] | .B * .T] as $n | ($n[:-1] | all(. == 1024)) and ([._measurements.attention.by_seq[].eff] == [.attn_eff_seq[][1]])' "$HW"
 check bench_memory_figures '.hbm_bw > 0 and .hbm_bytes > 1e8 and .hbm_bw == ._measurements.memory.triad.bw_best' "$HW"
 check bench_spreads_ordered '[.. | objects | select(has("t_med"))] | length >= 18 and all(.[]; .reps >= 3 and .t_min > 0 and .t_min <= .t_med and .t_med <= .t_max)' "$HW"
 check bench_single_process_comm '._measurements.comm.mode == "memcpy-estimate" and .intra_bw > 0 and .inter_bw == .intra_bw and .devices_per_node == 1 and (._source["intra_bw, intra_lat"] | test("ESTIMATE"))' "$HW"

@@ -108,3 +108,20 @@ EOF3
 n=$(grep -c "measuring this machine first" "$tmp/each.err")
 if [ "$rc" -eq 0 ] && [ "$n" -eq 3 ]; then echo "PASS engine: --bench-each measures before and after every run"
 else echo "FAIL engine: --bench-each (exit $rc, $n benches): $(tail -c 600 "$tmp/each.err")"; fi
+
+# --repeat: the set runs N times; a row's measured and predicted step times are the medians of its rounds
+echo '{"steps": 3, "warmup": 1, "runs": [{"id": "r1", "model": "tiny-moe", "batch": 2}]}' > "$tmp/rep.json"
+expect_err "engine: --repeat 0 refused" "repeat 0" $UMOE validate --engine --set "$tmp/rep.json" --hw "$tmp/local.json" --repeat 0
+expect_err "engine: --repeat 17 refused" "1 to 16" $UMOE validate --engine --set "$tmp/rep.json" --hw "$tmp/local.json" --repeat 17
+$UMOE validate --engine --set "$tmp/rep.json" --hw "$tmp/local.json" --repeat 3 --json > "$tmp/rep.out" 2> "$tmp/rep.err"
+rc=$?
+python3 - "$tmp/rep.out" "$rc" <<'EOF4'
+import json, statistics, sys
+d = json.load(open(sys.argv[1])); r = d["rows"][0]; s = d["summary"]
+m, p = r["round_measured_step_s"], r["round_predicted_step_s"]
+ok = (sys.argv[2] == "0" and len(m) == 3 and len(p) == 3 and abs(r["measured_step_s"] - statistics.median(m)) < 1e-9
+      and abs(r["predicted_step_s"] - statistics.median(p)) < 1e-9 and s["rounds"] == 3
+      and len(s["round_step_median_abs_error"]) == 3
+      and all(abs(e - abs(pp / mm - 1)) < 1e-9 for e, pp, mm in zip(s["round_step_median_abs_error"], p, m)))
+print(("PASS" if ok else "FAIL") + " engine: --repeat 3 keeps each round and reports the medians" + ("" if ok else ": " + str(r) + str(s)))
+EOF4

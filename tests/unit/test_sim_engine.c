@@ -169,8 +169,77 @@ static void test_cache_rate(void) {
     CHECK_CLOSE(o.elementwise_s, dram.elementwise_s, 1e-12, 0, "adamw_bw leaves element-wise kernels alone");
 }
 
+/* EP row copies (src/dist/ep_exchange.c) and the 1/ranks gradient scaling: a flat exchange with one expert per
+ * rank and experts in blocks copies nothing of its own; several local experts add the receive-layout copy of
+ * the rows the rank's experts get, four exchanges per MoE slot; a placement adds the send-side packing; the
+ * hierarchical dispatch adds its stages. Each copy moves 8 bytes per element at the element-wise rate. */
+static void test_ep_copies(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    spec_hardware h = hw();
+    double bw = h.hbm_bw * h.mem_eff;
+    sim_engine_config c;
+    memset(&c, 0, sizeof c);
+    c.ranks = 2; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    int n_moe = 0;
+    for (int l = 0; l < s.L + s.mtp; l++) n_moe += s.E > 0 && l >= s.first_k_dense;
+    CHECK(n_moe > 0 && s.E >= 4, "the tiny spec has MoE layers and at least 4 experts");
+    sim_engine_result one_local, multi, placed, hier;
+    c.ep = s.E; c.ranks = s.E; c.batch = 2 * s.E; /* one expert per rank */
+    CHECK(sim_engine_run(&s, &h, &c, &one_local) == UMOE_OK, "ep = E: %s", umoe_err);
+    CHECK(one_local.ep_copy_s == 0, "one local expert, blocks: no copies of the engine's own (%g)",
+          one_local.ep_copy_s);
+    c.ep = 2; c.ranks = 2; c.batch = 4; /* E / 2 local experts */
+    double N = (double)c.batch / c.ranks * c.T, NKC = N * s.K * s.C;
+    CHECK(sim_engine_run(&s, &h, &c, &multi) == UMOE_OK, "ep 2");
+    double share = multi.share, slow = multi.slow;
+    CHECK_CLOSE(multi.ep_copy_s, n_moe * 4 * 8 * NKC * slow / (bw * share), 1e-9, 0,
+                "several local experts: 4 receive-layout copies per slot");
+    c.placement = 5;
+    CHECK(sim_engine_run(&s, &h, &c, &placed) == UMOE_OK, "placement");
+    CHECK_CLOSE(placed.ep_copy_s, 2 * multi.ep_copy_s, 1e-9, 0, "placement: + the send-side packing");
+    c.placement = 0; c.hierarchical = 1; c.ranks_per_node = 1;
+    CHECK(sim_engine_run(&s, &h, &c, &hier) == UMOE_OK, "hierarchical");
+    double touched = sim_engine_nodes_touched(&s, 2);
+    CHECK(touched > 1 && touched < 2, "2 nodes: a token touches between 1 and 2 (%g)", touched);
+    CHECK_CLOSE(hier.ep_copy_s, multi.ep_copy_s + (touched / s.K + 1) * 8 * NKC * slow / (bw * share) * n_moe, 1e-9,
+                0, "hierarchical dispatch: stage A rows + the expansion replace nothing, add both");
+    /* the mean over ranks: one more 8-byte pass over the rank's parameters than one process does */
+    sim_engine_config c1 = c;
+    c1.hierarchical = 0; c1.ranks_per_node = 0;
+    sim_engine_result ep2;
+    h.adamw_bw = 0; /* AdamW at the DRAM rate too */
+    CHECK(sim_engine_run(&s, &h, &c1, &ep2) == UMOE_OK, "ep 2 again");
+    double P = ep2.params / 4;
+    CHECK_CLOSE(ep2.optimizer_s, (8 + 8 + 28) * P * slow / (bw * share), 1e-9, 0,
+                "optimizer: zero + norm 8 (the clip's scale is inside AdamW), the 1/ranks scaling 8, AdamW 28 B/param");
+}
+
+/* attn_eff_seq: the attention core at the run's sequence length, forward at that efficiency, backward at that
+ * ratio; nothing else changes */
+static void test_attn_seq(void) {
+    spec_model s;
+    test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
+    spec_hardware h = hw();
+    sim_engine_config c;
+    memset(&c, 0, sizeof c);
+    c.ranks = 1; c.ep = 1; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    sim_engine_result plain, tab;
+    CHECK(sim_engine_run(&s, &h, &c, &plain) == UMOE_OK, "no table: %s", umoe_err);
+    h.n_attn_seq = 2;
+    h.attn_seq_T[0] = c.T / 2; h.attn_seq_eff[0] = 0.05; h.attn_seq_bwd[0] = 1.0;
+    h.attn_seq_T[1] = c.T;     h.attn_seq_eff[1] = h.attn_eff / 2; h.attn_seq_bwd[1] = 1.5;
+    CHECK(sim_engine_run(&s, &h, &c, &tab) == UMOE_OK, "table");
+    /* without the table: (1 + 2.5) x fwd at attn_eff; with it: (1 + 1.5) x fwd at attn_eff / 2 */
+    CHECK_CLOSE(tab.attn_s, plain.attn_s / 3.5 * 2 * 2.5, 1e-9, 0, "attention at the table's point for the run's T");
+    CHECK_CLOSE(tab.gemm_s + tab.elementwise_s + tab.optimizer_s, plain.gemm_s + plain.elementwise_s + plain.optimizer_s,
+                1e-12, 0, "the rest unchanged");
+}
+
 int main(void) {
     (void)test_tokens;
+    RUN(test_attn_seq);
+    RUN(test_ep_copies);
     RUN(test_cache_rate);
     RUN(test_arena_matches_engine);
     RUN(test_time_model);

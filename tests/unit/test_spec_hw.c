@@ -62,6 +62,31 @@ static void test_hardware_errors(void) {
     expect_bad_hw("{" HW_BASE ", \"attn_eff\": 0}", "attn_eff");
     expect_bad_hw("{" HW_BASE ", \"mem_reserved\": 90e9}", "mem_reserved");
     expect_bad_hw("{" HW_BASE ", \"devices_per_node\": 2.5}", "devices_per_node");
+    expect_bad_hw("{" HW_BASE ", \"attn_eff_seq\": [[256, 0.3, 2], [128, 0.2, 1.6]]}", "attn_eff_seq");
+    expect_bad_hw("{" HW_BASE ", \"attn_eff_seq\": [[128, 1.5, 2]]}", "attn_eff_seq");
+    expect_bad_hw("{" HW_BASE ", \"attn_eff_seq\": [[128, 0.2, 0]]}", "attn_eff_seq");
+    expect_bad_hw("{" HW_BASE ", \"attn_eff_seq\": [[128, 0.2]]}", "attn_eff_seq");
+    expect_bad_hw("{" HW_BASE ", \"attn_eff_seq\": 0.3}", "attn_eff_seq");
+}
+
+/* attn_eff_seq: [T, eff, backward/forward] points, linear in log(T), clamped; absent = attn_eff and the
+ * caller's ratio */
+static void test_attn_seq(void) {
+    spec_hardware h;
+    const char *p = write_tmp("attn.json", "{" HW_BASE ", \"attn_eff\": 0.6, "
+                                           "\"attn_eff_seq\": [[128, 0.2, 1.6], [512, 0.4, 2.0], [1024, 0.6, 2.2]]}");
+    CHECK(spec_hardware_load(p, &h) == UMOE_OK, "%s", umoe_err);
+    double e, r;
+    CHECK(h.n_attn_seq == 3, "3 points");
+    CHECK(spec_attn_at(&h, 64, 2.5, &e, &r) == 1 && e == 0.2 && r == 1.6, "clamped low: %g %g", e, r);
+    CHECK(spec_attn_at(&h, 4096, 2.5, &e, &r) == 1 && e == 0.6 && r == 2.2, "clamped high");
+    spec_attn_at(&h, 256, 2.5, &e, &r);
+    CHECK_CLOSE(e, 0.3, 0, 1e-12, "half-way in log(T) between 128 and 512");
+    CHECK_CLOSE(r, 1.8, 0, 1e-12, "ratio half-way");
+    spec_attn_at(&h, 512, 2.5, &e, &r);
+    CHECK_CLOSE(e, 0.4, 0, 1e-12, "at a point");
+    h.n_attn_seq = 0;
+    CHECK(spec_attn_at(&h, 256, 2.5, &e, &r) == 0 && e == 0.6 && r == 2.5, "no table: attn_eff and the default");
 }
 
 static void test_cluster_load(void) {
@@ -125,6 +150,7 @@ int main(void) {
     mkdir(tmpdir, 0700);
     RUN(test_hardware_load);
     RUN(test_hardware_errors);
+    RUN(test_attn_seq);
     RUN(test_cluster_load);
     RUN(test_resolve);
     RUN(test_cluster_presets);
