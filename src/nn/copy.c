@@ -3,7 +3,7 @@
  * branches). On two cores a serial memset or copy of a few MB leaves one core idle for its whole duration;
  * these split the rows (or elements) into equal contiguous chunks (nn_parallel_range) and run the plain loop
  * on each, so every element gets the same operation in the same order for any thread count (same bits).
- * Small calls (under NN_PAR_ELEMS elements) run on the calling thread. Each has a `_naive` twin (the plain
+ * Small calls (under NN_COPY_PAR_ELEMS elements) run on the calling thread. Each has a `_naive` twin (the plain
  * serial loop) that the tests compare with.
  * Does not: convert types or reduce across elements (nn_add_rows adds one source per call: callers that sum
  * several sources call it once per source, in their fixed order). */
@@ -11,6 +11,13 @@
 #include "umoe/common.h"
 #include "umoe/nn.h"
 #include "nn_internal.h"
+
+/* Below this many elements (2 MiB of floats) a call runs on the calling thread. Pure data movement is ~10x
+ * cheaper per element than the arithmetic kernels that NN_PAR_ELEMS was set for, so waking the sleeping
+ * worker (OMP_WAIT_POLICY=passive: tens of microseconds) only pays on larger buffers: with NN_PAR_ELEMS the
+ * hidden-128 preset's 0.5 MiB scratch buffers went parallel and its forward+backward pass got slower
+ * (bench_train tiny-moe, 3 interleaved pairs). */
+#define NN_COPY_PAR_ELEMS (1u << 19)
 
 typedef struct { float *dst; const float *a, *b; size_t ldd, lds, cols; } cp_args;
 
@@ -49,17 +56,17 @@ static void add_range(void *ctx, size_t lo, size_t hi) {
 }
 
 /* rows per chunk so that a chunk is worth a thread */
-static size_t min_rows(size_t cols) { return NN_PAR_ELEMS / (cols + 1) + 1; }
+static size_t min_rows(size_t cols) { return NN_COPY_PAR_ELEMS / (cols + 1) + 1; }
 
 void nn_zero(float *x, size_t n) {
     cp_args c = {.dst = x};
-    nn_parallel_range(n, NN_PAR_ELEMS, zero_range, &c);
+    nn_parallel_range(n, NN_COPY_PAR_ELEMS, zero_range, &c);
 }
 
 void nn_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols) {
     if (!cols || !rows) return;
     cp_args c = {.dst = dst, .a = src, .ldd = ld_dst, .lds = ld_src, .cols = cols};
-    if (ld_dst == cols && ld_src == cols) nn_parallel_range(rows * cols, NN_PAR_ELEMS, copy_flat_range, &c);
+    if (ld_dst == cols && ld_src == cols) nn_parallel_range(rows * cols, NN_COPY_PAR_ELEMS, copy_flat_range, &c);
     else nn_parallel_range(rows, min_rows(cols), copy_rows_range, &c);
 }
 
@@ -71,7 +78,7 @@ void nn_add_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, siz
 
 void nn_add(float *out, const float *x, const float *y, size_t n) {
     cp_args c = {.dst = out, .a = x, .b = y};
-    nn_parallel_range(n, NN_PAR_ELEMS, add_range, &c);
+    nn_parallel_range(n, NN_COPY_PAR_ELEMS, add_range, &c);
 }
 
 /* ---- naive twins: the serial loops ---- */

@@ -57,9 +57,9 @@ static void test_copy_kernels(void) {
     saved = omp_get_max_threads();
 #endif
     for (int t = 1; t <= 2; t++) {
-        check_shape(&rng, 2048, 32, 160, 768, t);  /* MLA's k_rope into one head: strided both sides */
-        check_shape(&rng, 4096, 64, 128, 96, t);   /* head splits */
-        check_shape(&rng, 300, 512, 512, 512, t);  /* contiguous: the flat copy */
+        check_shape(&rng, 20480, 32, 40, 48, t);   /* k_rope into one head: strided both sides */
+        check_shape(&rng, 16384, 64, 72, 96, t);   /* head splits */
+        check_shape(&rng, 1100, 512, 512, 512, t); /* contiguous: the flat copy */
         check_shape(&rng, 3, 5, 7, 5, t);          /* small: the calling thread */
         check_shape(&rng, 1, 1, 1, 1, t);
     }
