@@ -124,11 +124,34 @@ void crossentropy_backward(float *dlogits, const float *dloss, const float *logi
  * p -= lr * (mhat/(sqrt(vhat)+eps) + wd*p). */
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float wd, int t);
+/* The optimizer pass of a whole model: AdamW (as above) over n_seg tensors of one flat block, segment i being
+ * elements seg[i].off .. seg[i].off + seg[i].n - 1 of p, g, m and v, decayed by seg[i].wd, all in one pass over
+ * the threads. The gradient used is the float product g * gscale (the global-norm clip's scale, 1 = none: the
+ * same bits as scaling g in place first); zero_grad != 0 sets each segment's g to 0 after reading it, else g is
+ * only read. Same bits as adamw_update_many_naive (a scaled copy of g, adamw_update, memset, tensor by tensor)
+ * for any thread count. */
+typedef struct { size_t off, n; float wd; } adamw_segment;
+void adamw_update_many(float *p, float *g, float *m, float *v, const adamw_segment *seg, int n_seg, float lr,
+                       float beta1, float beta2, float eps, int t, float gscale, int zero_grad);
+void adamw_update_many_naive(float *p, float *g, float *m, float *v, const adamw_segment *seg, int n_seg, float lr,
+                             float beta1, float beta2, float eps, int t, float gscale, int zero_grad);
 
 /* Sum of squares (double accumulation), for the global gradient norm. */
 double nn_sumsq(const float *x, size_t n);
 /* x *= s in place, elementwise over the threads (the same bits for any thread count) */
 void nn_scale_inplace(float *x, size_t n, float s);
+
+/* Data movement over the threads (src/nn/copy.c; the same bits for any thread count), each with a serial
+ * `_naive` twin: x[0..n) = 0; a (rows, cols) block copied between row strides ld_src and ld_dst (buffers do
+ * not overlap); dst rows += src rows; out = x + y elementwise (out may be x or y). */
+void nn_zero(float *x, size_t n);
+void nn_copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add(float *out, const float *x, const float *y, size_t n);
+void nn_zero_naive(float *x, size_t n);
+void nn_copy_rows_naive(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add_rows_naive(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
+void nn_add_naive(float *out, const float *x, const float *y, size_t n);
 
 /* BLAS in use: the OpenBLAS kernel family ("SkylakeX", "Haswell", ...; "none" without BLAS). OpenBLAS 0.3.21
  * does not recognise recent Xeons (e.g. family 6 model 207) and falls back to its SSE3 "Prescott" kernels,

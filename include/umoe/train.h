@@ -128,6 +128,10 @@ double train_lr_at(const train_schedule *s, long step);
 /* Global-norm clipping (Pascanu et al. 2013, sec. 3.2): returns the norm before clipping; scales g by
  * clip / (norm + 1e-6) when norm > clip (clip <= 0: no clipping). */
 double train_clip_global_norm(float *g, size_t n, double clip);
+/* The two halves of it, for the fused step: the global norm sqrt(sum g^2) (thread-count independent), and the
+ * scale clip / (norm + 1e-6) when clip > 0 and norm > clip, else 1. */
+double train_grad_norm(const float *g, size_t n);
+float train_clip_scale(double norm, double clip);
 
 typedef struct {
     float *m, *v;    /* (n_params) each: AdamW first and second moments */
@@ -139,6 +143,12 @@ void train_adamw_free(train_adamw *o);
 /* One AdamW step (t = 1-based step) over every tensor; weight decay only where the table says decay. */
 void train_adamw_step(train_adamw *o, float *params, const float *grads, const model_tensor *t, int n_t, double lr,
                       long t_step);
+/* The same step in one pass over the parameters (adamw_update_many) with the clip's scale applied to each
+ * gradient as it is read (the same bits as train_clip_global_norm's scaling first); zero_grads != 0 leaves every
+ * gradient of the table 0 afterwards (the skipped expert biases included), so the next step needs no
+ * model_zero_grad when the table covers the whole block. */
+void train_adamw_step_fused(train_adamw *o, float *params, float *grads, const model_tensor *t, int n_t, double lr,
+                            long t_step, float gscale, int zero_grads);
 
 /* ------------------------------------------------------------------ checkpoints */
 /* Hash of the model's shape: every tensor's name and shape, in order. Equal hashes = loadable weights. */

@@ -162,7 +162,7 @@ const model_tensor *model_tensor_find(const umoe_model *m, const char *name) {
         if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
     return NULL;
 }
-void model_zero_grad(umoe_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+void model_zero_grad(umoe_model *m) { nn_zero(m->grads, m->n_params); } /* over the threads */
 const float *model_logits(const umoe_model *m) { return m->logits; }
 int model_n_moe_layers(const umoe_model *m) { return m->n_moe; }
 int model_moe_layer_index(const umoe_model *m, int slot) {
@@ -211,7 +211,7 @@ static void head_backward(umoe_model *m, float *dh, const float *fn, const float
                           const float *logits, const int32_t *targets, size_t N, float weight) {
     size_t C = (size_t)m->d.C, V = (size_t)m->s.V;
     for (size_t n = 0; n < N; n++) m->dloss[n] = weight / (float)N;
-    memset(m->dlogits, 0, N * V * sizeof(float));
+    nn_zero(m->dlogits, N * V);
     crossentropy_backward(m->dlogits, m->dloss, logits, targets, N, V);
     matmul_backward_set(m->dtmp, G(m->lm_head), NULL, m->dlogits, fn, P(m->lm_head), N, C, V);
     rmsnorm_backward(dh, G(norm), m->dtmp, h, P(norm), rstd, N, C);
@@ -253,10 +253,8 @@ static void forward(umoe_model *m, const int32_t *tokens, int B, int T, model_lo
         embedding_forward(a->emb, a->inputs, P(m->embed), N, C);
         rmsnorm_forward(a->en, a->en_rstd, a->emb, P(w->enorm), N, C, m->d.eps);
         rmsnorm_forward(a->hn, a->hn_rstd, x, P(w->hnorm), N, C, m->d.eps);
-        for (size_t n = 0; n < N; n++) {
-            memcpy(a->cat + n * 2 * C, a->en + n * C, C * sizeof(float));
-            memcpy(a->cat + n * 2 * C + C, a->hn + n * C, C * sizeof(float));
-        }
+        nn_copy_rows(a->cat, 2 * C, a->en, C, N, C);
+        nn_copy_rows(a->cat + C, 2 * C, a->hn, C, N, C);
         matmul_forward(a->x, a->cat, P(w->eh_proj), NULL, N, 2 * C, C);
         model_offload_before_forward(m, s->L + d);
         model_layer_forward(m, w, &m->la[s->L + d], a->x, B, T, &aux, &z);
@@ -288,10 +286,10 @@ static void backward(umoe_model *m, float grad_scale) {
     int B = m->cur_B, T = m->cur_T, L = s->L, D = s->mtp;
     size_t N = (size_t)B * (size_t)T, C = (size_t)s->C;
     const float *xL = L > 0 ? m->la[L - 1].out : m->emb0;
-    memset(m->dres, 0, N * C * sizeof(float));
+    nn_zero(m->dres, N * C);
     /* MTP chain, deepest first; dcur = d(h_k) */
     float *dcur = m->dres2;
-    if (D > 0) memset(dcur, 0, N * C * sizeof(float));
+    if (D > 0) nn_zero(dcur, N * C);
     for (int d = D - 1; d >= 0; d--) {
         mtp_act *a = &m->ma[d];
         const layer_w *w = &m->lw[L + d];
@@ -303,15 +301,15 @@ static void backward(umoe_model *m, float grad_scale) {
         model_layer_backward(m, w, la, a->x, dcur, B, T, grad_scale);
         matmul_backward_set(m->dcat, G(w->eh_proj), NULL, dcur, a->cat, P(w->eh_proj), N, 2 * C, C);
         /* embedding half */
-        for (size_t n = 0; n < N; n++) memcpy(m->dtmp + n * C, m->dcat + n * 2 * C, C * sizeof(float));
-        memset(dcur, 0, N * C * sizeof(float));
+        nn_copy_rows(m->dtmp, C, m->dcat, 2 * C, N, C);
+        nn_zero(dcur, N * C);
         rmsnorm_backward(dcur, G(w->enorm), m->dtmp, a->emb, P(w->enorm), a->en_rstd, N, C);
         embedding_backward(G(m->embed), dcur, a->inputs, N, C);
         /* hidden half -> d(h_{k-1}) */
-        for (size_t n = 0; n < N; n++) memcpy(m->dtmp + n * C, m->dcat + n * 2 * C + C, C * sizeof(float));
+        nn_copy_rows(m->dtmp, C, m->dcat + C, 2 * C, N, C);
         float *dprev = d > 0 ? dcur : m->dres;
         const float *hprev = d > 0 ? m->la[L + d - 1].out : xL;
-        memset(dcur, 0, N * C * sizeof(float));
+        nn_zero(dcur, N * C);
         rmsnorm_backward(dprev, G(w->hnorm), m->dtmp, hprev, P(w->hnorm), a->hn_rstd, N, C);
     }
     head_backward(m, m->dres, m->fn, m->fn_rstd, xL, m->final_norm, m->logits, m->targets, N, grad_scale);

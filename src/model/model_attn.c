@@ -37,13 +37,13 @@ static void gqa_backward(umoe_model *m, const layer_w *w, const layer_act *a, la
     const model_dims *d = &m->d;
     size_t N = (size_t)B * (size_t)T, C = (size_t)d->C;
     float theta = (float)m->s.rope_theta;
-    memset(g->q, 0, N * (size_t)d->qdim * sizeof(float));
-    memset(g->k, 0, N * (size_t)d->kdim * sizeof(float));
-    memset(g->v, 0, N * (size_t)d->vdim * sizeof(float));
+    nn_zero(g->q, N * (size_t)d->qdim);
+    nn_zero(g->k, N * (size_t)d->kdim);
+    nn_zero(g->v, N * (size_t)d->vdim);
     attention_backward(g->q, g->k, g->v, g->att, a->q, a->k, a->v, a->att, a->lse, (size_t)B, (size_t)T,
                        (size_t)d->H, (size_t)d->Hk, (size_t)d->Dk, (size_t)d->Dv, 1.0f / sqrtf((float)d->Dk));
-    memset(g->dq_pre, 0, N * (size_t)d->qdim * sizeof(float));
-    memset(g->dk_pre, 0, N * (size_t)d->kdim * sizeof(float));
+    nn_zero(g->dq_pre, N * (size_t)d->qdim);
+    nn_zero(g->dk_pre, N * (size_t)d->kdim);
     rope_backward(g->dq_pre, g->q, (size_t)B, (size_t)T, (size_t)d->H, (size_t)d->hd, 0, (size_t)d->hd, theta);
     rope_backward(g->dk_pre, g->k, (size_t)B, (size_t)T, (size_t)d->Hk, (size_t)d->hd, 0, (size_t)d->hd, theta);
     matmul_backward(g->n1, G(w->wq), OPTG(w->bq), g->dq_pre, a->n1, P(w->wq), N, C, (size_t)d->qdim);
@@ -68,15 +68,10 @@ static void mla_kv_up(umoe_model *m, const layer_w *w, layer_act *a, int B, int 
     size_t nope = (size_t)d->nope, rope = (size_t)d->rope, vd = (size_t)d->vd, kvl = (size_t)d->kv_lora;
     size_t Dk = nope + rope, kvw = kvl + rope, bw = nope + vd;
     matmul_forward(a->kvb, a->kv_n, P(w->kv_b), NULL, N, kvl, H * bw);
-    for (size_t n = 0; n < N; n++) {
-        for (size_t h = 0; h < H; h++) {
-            float *k = a->k + (n * H + h) * Dk;
-            const float *kb = a->kvb + (n * H + h) * bw;
-            memcpy(k, kb, nope * sizeof(float));
-            memcpy(k + nope, a->kva + n * kvw + kvl, rope * sizeof(float));
-            memcpy(a->v + (n * H + h) * vd, kb + nope, vd * sizeof(float));
-        }
-    }
+    /* rows of (N*H) heads: k_nope and v from kvb; k_rope, one per token, into every head of that token */
+    nn_copy_rows(a->k, Dk, a->kvb, bw, N * H, nope);
+    nn_copy_rows(a->v, vd, a->kvb + nope, bw, N * H, vd);
+    for (size_t h = 0; h < H; h++) nn_copy_rows(a->k + h * Dk + nope, H * Dk, a->kva + kvl, kvw, N, rope);
 }
 
 static void attn_core(umoe_model *m, layer_act *a, int B, int T) {
@@ -96,7 +91,7 @@ static void mla_forward(umoe_model *m, const layer_w *w, layer_act *a, int B, in
     }
     mla_q(m, w, a, B, T);
     matmul_forward(a->kva, a->n1, P(w->kv_a), NULL, N, C, kvw);
-    for (size_t n = 0; n < N; n++) memcpy(a->kv_lat + n * kvl, a->kva + n * kvw, kvl * sizeof(float));
+    nn_copy_rows(a->kv_lat, kvl, a->kva, kvw, N, kvl);
     rmsnorm_forward(a->kv_n, a->kv_rstd, a->kv_lat, P(w->kv_a_norm), N, kvl, d->eps);
     rope_forward(a->kva, a->kva, (size_t)B, (size_t)T, 1, kvw, kvl, rope, (float)m->s.rope_theta); /* shared k_rope */
     mla_kv_up(m, w, a, B, T);
@@ -127,38 +122,32 @@ static void mla_backward(umoe_model *m, const layer_w *w, const layer_act *a, la
     size_t nope = (size_t)d->nope, rope = (size_t)d->rope, vd = (size_t)d->vd, kvl = (size_t)d->kv_lora;
     size_t Dk = nope + rope, kvw = kvl + rope, bw = nope + vd;
     float theta = (float)m->s.rope_theta;
-    memset(g->q, 0, N * H * Dk * sizeof(float));
-    memset(g->k, 0, N * H * Dk * sizeof(float));
-    memset(g->v, 0, N * H * vd * sizeof(float));
+    nn_zero(g->q, N * H * Dk);
+    nn_zero(g->k, N * H * Dk);
+    nn_zero(g->v, N * H * vd);
     attention_backward(g->q, g->k, g->v, g->att, a->q, a->k, a->v, a->att, a->lse, (size_t)B, (size_t)T, H, H, Dk,
                        vd, 1.0f / sqrtf((float)Dk));
     /* split dk into d(k_nope) -> dkvb, sum over heads of d(k_rope) -> dkva_post; dv -> dkvb */
-    memset(g->dkva_post, 0, N * kvw * sizeof(float));
-    for (size_t n = 0; n < N; n++) {
-        float *dr = g->dkva_post + n * kvw + kvl;
-        for (size_t h = 0; h < H; h++) {
-            const float *dk = g->k + (n * H + h) * Dk;
-            float *db = g->kvb + (n * H + h) * bw;
-            memcpy(db, dk, nope * sizeof(float));
-            memcpy(db + nope, g->v + (n * H + h) * vd, vd * sizeof(float));
-            for (size_t i = 0; i < rope; i++) dr[i] += dk[nope + i];
-        }
-    }
+    nn_zero(g->dkva_post, N * kvw);
+    nn_copy_rows(g->kvb, bw, g->k, Dk, N * H, nope);
+    nn_copy_rows(g->kvb + nope, bw, g->v, vd, N * H, vd);
+    for (size_t h = 0; h < H; h++) /* heads in order 0..H-1, each token's sum as the serial loop adds it */
+        nn_add_rows(g->dkva_post + kvl, kvw, g->k + h * Dk + nope, H * Dk, N, rope);
     /* kv path */
     matmul_backward_set(g->kv_n, G(w->kv_b), NULL, g->kvb, a->kv_n, P(w->kv_b), N, kvl, H * bw);
-    memset(g->kv_lat, 0, N * kvl * sizeof(float));
+    nn_zero(g->kv_lat, N * kvl);
     rmsnorm_backward(g->kv_lat, G(w->kv_a_norm), g->kv_n, a->kv_lat, P(w->kv_a_norm), a->kv_rstd, N, kvl);
-    memset(g->kva, 0, N * kvw * sizeof(float));
+    nn_zero(g->kva, N * kvw);
     rope_backward(g->kva, g->dkva_post, (size_t)B, (size_t)T, 1, kvw, kvl, rope, theta);
-    for (size_t n = 0; n < N; n++) memcpy(g->kva + n * kvw, g->kv_lat + n * kvl, kvl * sizeof(float));
+    nn_copy_rows(g->kva, kvw, g->kv_lat, kvl, N, kvl);
     matmul_backward(g->n1, G(w->kv_a), NULL, g->kva, a->n1, P(w->kv_a), N, C, kvw);
     /* q path: RoPE backward passes the nope part through (accumulating) and rotates the rope part */
-    memset(g->dq_pre, 0, N * H * Dk * sizeof(float));
+    nn_zero(g->dq_pre, N * H * Dk);
     rope_backward(g->dq_pre, g->q, (size_t)B, (size_t)T, H, Dk, nope, rope, theta);
     if (d->q_lora > 0) {
         size_t ql = (size_t)d->q_lora;
         matmul_backward_set(g->qa_n, G(w->q_b), NULL, g->dq_pre, a->qa_n, P(w->q_b), N, ql, H * Dk);
-        memset(g->qa, 0, N * ql * sizeof(float));
+        nn_zero(g->qa, N * ql);
         rmsnorm_backward(g->qa, G(w->q_a_norm), g->qa_n, a->qa, P(w->q_a_norm), a->qa_rstd, N, ql);
         matmul_backward(g->n1, G(w->q_a), NULL, g->qa, a->n1, P(w->q_a), N, C, ql);
     } else {

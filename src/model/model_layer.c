@@ -24,7 +24,7 @@ void model_layer_forward(umoe_model *m, const layer_w *w, layer_act *a, const fl
         rmsnorm_forward(a->ap, a->ap_rstd, a->ao, P(w->norm_attn_post), N, C, eps);
         br = a->ap;
     }
-    for (size_t i = 0; i < N * C; i++) a->mid[i] = x[i] + br[i];
+    nn_add(a->mid, x, br, N * C);
     rmsnorm_forward(a->n2, a->rstd2, a->mid, P(w->norm_ffn_pre), N, C, eps);
     if (w->moe) {
         double t0 = umoe_now();
@@ -36,7 +36,7 @@ void model_layer_forward(umoe_model *m, const layer_w *w, layer_act *a, const fl
         rmsnorm_forward(a->fp, a->fp_rstd, a->fo, P(w->norm_ffn_post), N, C, eps);
         br = a->fp;
     }
-    for (size_t i = 0; i < N * C; i++) a->out[i] = a->mid[i] + br[i];
+    nn_add(a->out, a->mid, br, N * C);
 }
 
 void model_layer_backward(umoe_model *m, const layer_w *w, const layer_act *a, const float *x, float *dres, int B,
@@ -45,12 +45,12 @@ void model_layer_backward(umoe_model *m, const layer_w *w, const layer_act *a, c
     layer_act *g = &m->ga;
     /* FFN branch: dres = d(out) = d(mid) from the skip path; the branch adds its part at the end */
     if (m->d.sandwich) {
-        memset(g->fo, 0, N * C * sizeof(float));
+        nn_zero(g->fo, N * C);
         rmsnorm_backward(g->fo, G(w->norm_ffn_post), dres, a->fo, P(w->norm_ffn_post), a->fp_rstd, N, C);
     } else {
-        memcpy(g->fo, dres, N * C * sizeof(float));
+        nn_copy_rows(g->fo, C, dres, C, N, C);
     }
-    memset(g->n2, 0, N * C * sizeof(float));
+    nn_zero(g->n2, N * C);
     if (w->moe) {
         double t0 = umoe_now();
         model_moe_backward(m, w, a, g, (int)N, loss_scale);
@@ -60,12 +60,12 @@ void model_layer_backward(umoe_model *m, const layer_w *w, const layer_act *a, c
     rmsnorm_backward(dres, G(w->norm_ffn_pre), g->n2, a->mid, P(w->norm_ffn_pre), a->rstd2, N, C);
     /* attention branch: dres = d(mid) */
     if (m->d.sandwich) {
-        memset(g->ao, 0, N * C * sizeof(float));
+        nn_zero(g->ao, N * C);
         rmsnorm_backward(g->ao, G(w->norm_attn_post), dres, a->ao, P(w->norm_attn_post), a->ap_rstd, N, C);
     } else {
-        memcpy(g->ao, dres, N * C * sizeof(float));
+        nn_copy_rows(g->ao, C, dres, C, N, C);
     }
-    memset(g->n1, 0, N * C * sizeof(float));
+    nn_zero(g->n1, N * C);
     model_attn_backward(m, w, a, g, B, T);
     rmsnorm_backward(dres, G(w->norm_attn_pre), g->n1, x, P(w->norm_attn_pre), a->rstd1, N, C);
 }

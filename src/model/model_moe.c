@@ -102,7 +102,7 @@ void model_moe_forward(umoe_model *m, const layer_w *w, layer_act *a, int N, dou
         model_swiglu_mlp_forward(a->fo, a->gu, a->act, a->n2, P(w->shared_gu), P(w->shared_down), (size_t)N, C,
                                  (size_t)m->d.S * (size_t)m->d.Fe);
     else
-        memset(a->fo, 0, (size_t)N * C * sizeof(float));
+        nn_zero(a->fo, (size_t)N * C);
     if (split) m->ops->experts_forward_finish(m->ops->ctx, m, w->index, slot, a->eout);
     moe_unpermute_forward(a->fo, a->eout, a->w, a->order, NK, K, C);
     if (m->recomputing) return; /* full recompute: the losses, their coefficients and the loads are kept */
@@ -116,10 +116,10 @@ void model_moe_backward(umoe_model *m, const layer_w *w, const layer_act *a, lay
     int slot = w->moe_slot;
     int split = m->ops && m->ops->experts_backward_start && m->ops->experts_backward_finish;
     if (split) { /* the experts' exchange is in flight during the shared experts' backward (same bits) */
-        memset(g->eout, 0, NK * C * sizeof(float));
+        nn_zero(g->eout, NK * C);
         memset(g->w, 0, (size_t)N * K * sizeof(float));
         moe_unpermute_backward(g->eout, g->w, g->fo, a->eout, a->w, a->order, NK, K, C);
-        memset(g->rows, 0, NK * C * sizeof(float));
+        nn_zero(g->rows, NK * C);
         m->ops->experts_backward_start(m->ops->ctx, m, w->index, slot, g->eout, NK);
     }
     if (m->d.S > 0)
@@ -129,10 +129,10 @@ void model_moe_backward(umoe_model *m, const layer_w *w, const layer_act *a, lay
     if (split) {
         m->ops->experts_backward_finish(m->ops->ctx, m, w->index, slot, g->rows);
     } else {
-        memset(g->eout, 0, NK * C * sizeof(float));
+        nn_zero(g->eout, NK * C);
         memset(g->w, 0, (size_t)N * K * sizeof(float));
         moe_unpermute_backward(g->eout, g->w, g->fo, a->eout, a->w, a->order, NK, K, C);
-        memset(g->rows, 0, NK * C * sizeof(float));
+        nn_zero(g->rows, NK * C);
         if (m->ops && m->ops->experts_backward)
             m->ops->experts_backward(m->ops->ctx, m, w->index, slot, g->eout, a->counts, a->offsets, NK, g->rows);
         else

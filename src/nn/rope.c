@@ -16,52 +16,74 @@
 #include "nn_internal.h"
 
 typedef struct {
-    float *dst; const float *src; const double *inv_freq; size_t B, T, H, stride, off, half; int dir, acc;
+    float *dst; const float *src; const float *cs, *sn; size_t T, H, stride, off, half; int acc;
 } rp_args;
 
-/* positions [lo, hi): rotate every (b, h) row at those t */
-static void rotate_positions(void *p, size_t lo, size_t hi) {
+/* head rows [lo, hi) of (B, T, H): row r is at position t = (r / H) % T; the angle table row of t rotates its
+ * slice with a unit-stride loop over i (vectorised) */
+static void rotate_rows(void *p, size_t lo, size_t hi) {
     rp_args *a = p;
     size_t half = a->half;
-    for (size_t t = lo; t < hi; t++)
-        for (size_t i = 0; i < half; i++) {
-            double sn, cs;
-            sincos((double)t * a->inv_freq[i], &sn, &cs);
-            float c = (float)cs, s = (float)sn * (float)a->dir;
-            for (size_t b = 0; b < a->B; b++)
-                for (size_t h = 0; h < a->H; h++) {
-                    size_t row = ((b * a->T + t) * a->H + h) * a->stride + a->off;
-                    float x1 = a->src[row + i], x2 = a->src[row + half + i];
-                    float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
-                    if (a->acc) { a->dst[row + i] += y1; a->dst[row + half + i] += y2; }
-                    else { a->dst[row + i] = y1; a->dst[row + half + i] = y2; }
-                }
+    for (size_t r = lo; r < hi; r++) {
+        size_t t = (r / a->H) % a->T;
+        const float *restrict c = a->cs + t * half, *restrict s = a->sn + t * half;
+        const float *x1 = a->src + r * a->stride + a->off, *x2 = x1 + half;
+        float *y1 = a->dst + r * a->stride + a->off, *y2 = y1 + half;
+        if (a->acc) {
+#pragma omp simd
+            for (size_t i = 0; i < half; i++) {
+                float u = x1[i], w = x2[i];
+                y1[i] += u * c[i] - w * s[i];
+                y2[i] += w * c[i] + u * s[i];
+            }
+        } else {
+#pragma omp simd
+            for (size_t i = 0; i < half; i++) {
+                float u = x1[i], w = x2[i]; /* read both before writing (in place: y = x) */
+                y1[i] = u * c[i] - w * s[i];
+                y2[i] = w * c[i] + u * s[i];
+            }
         }
+    }
 }
 
-/* dir = +1 forward rotation, -1 transposed; acc: add into dst (else overwrite the slice). */
+/* dir = +1 forward rotation, -1 transposed; acc: add into dst (else overwrite the slice). The angle table
+ * (cos a, dir sin a for every t < T, i < D/2; a = t theta^(-2i/D) in double, rounded to float) is built per
+ * call: T D/2 sincos, about 1% of the rotation's own cost at the engine's shapes (perf: sincos 0.08% of a
+ * training step), so it is not cached between calls. */
 static void rope_apply(float *dst, const float *src, size_t B, size_t T, size_t H, size_t stride, size_t off,
                        size_t D, float theta, int dir, int acc) {
     UMOE_ASSERT(D % 2 == 0 && off + D <= stride);
     size_t half = D / 2;
-    double *inv_freq = umoe_malloc((half ? half : 1) * sizeof(double), "rope frequencies");
-    for (size_t i = 0; i < half; i++) inv_freq[i] = pow((double)theta, -2.0 * (double)i / (double)D);
-    rp_args a = {.dst = dst, .src = src, .inv_freq = inv_freq, .B = B, .T = T, .H = H, .stride = stride, .off = off,
-                 .half = half, .dir = dir, .acc = acc};
-    nn_parallel_range(T, NN_PAR_ELEMS / (B * H * D + 1) + 1, rotate_positions, &a);
-    umoe_free(inv_freq, (half ? half : 1) * sizeof(double));
+    if (half == 0 || B * T * H == 0) return;
+    size_t bytes = 2 * T * half * sizeof(float);
+    float *tab = umoe_malloc(bytes, "rope angle table"), *cs = tab, *sn = tab + T * half;
+    for (size_t i = 0; i < half; i++) {
+        double inv_freq = pow((double)theta, -2.0 * (double)i / (double)D);
+        for (size_t t = 0; t < T; t++) {
+            double sv, cv;
+            sincos((double)t * inv_freq, &sv, &cv);
+            cs[t * half + i] = (float)cv;
+            sn[t * half + i] = (float)sv * (float)dir;
+        }
+    }
+    rp_args a = {.dst = dst, .src = src, .cs = cs, .sn = sn, .T = T, .H = H, .stride = stride, .off = off,
+                 .half = half, .acc = acc};
+    nn_parallel_range(B * T * H, NN_PAR_ELEMS / (D + 1) + 1, rotate_rows, &a);
+    umoe_free(tab, bytes);
 }
 
-/* the identity part outside [off, off+D) of every head row */
+/* the identity part outside [off, off+D) of every head row: columns [0, off) and [off + D, stride), copied or
+ * added row by row over the threads (src/nn/copy.c) */
 static void rope_passthrough(float *dst, const float *src, size_t rows, size_t stride, size_t off, size_t D, int acc) {
     if (stride == D) return;
-    for (size_t r = 0; r < rows; r++) {
-        float *d = dst + r * stride;
-        const float *s = src + r * stride;
-        for (size_t c = 0; c < stride; c++) {
-            if (c == off) { c += D - 1; continue; }
-            d[c] = acc ? d[c] + s[c] : s[c];
-        }
+    size_t tail = stride - off - D;
+    if (acc) {
+        nn_add_rows(dst, stride, src, stride, rows, off);
+        nn_add_rows(dst + off + D, stride, src + off + D, stride, rows, tail);
+    } else {
+        nn_copy_rows(dst, stride, src, stride, rows, off);
+        nn_copy_rows(dst + off + D, stride, src + off + D, stride, rows, tail);
     }
 }
 

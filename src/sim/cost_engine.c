@@ -13,9 +13,8 @@
  *             same kernels on arrays inside the per-core L2; absent from the spec = the DRAM rate for all),
  *             backward moving twice the forward bytes (read the saved input and the output grad, write the
  *             input grad);
- *   optimizer zero grads 4 B/param, global norm 4 B/param, clip scaling 8 B/param (read + write; the
- *             validation's early steps have a norm above the clip, their logs show it) at hbm_bw x mem_eff,
- *             AdamW 28 B per owned parameter at adamw_bw (bench:
+ *   optimizer zero grads 4 B/param, global norm 4 B/param at hbm_bw x mem_eff (the clip's scaling is
+ *             folded into the AdamW pass: no bytes of its own), AdamW 28 B per owned parameter at adamw_bw (bench:
  *             adamw_update's median rate; absent = hbm_bw x mem_eff); with several ranks also the 1 / ranks
  *             scaling of the summed gradients, 8 B/param (src/train/train_ep.c scale_grads);
  *   EP copies the engine's own row copies around the exchanges (packing, receive staging, the hierarchical
@@ -46,7 +45,6 @@
 #define EW_ADAMW 28.0
 #define EW_ZERO 4.0      /* zeroing the gradients: write */
 #define EW_NORM_READ 4.0 /* the global gradient norm: read */
-#define EW_CLIP 8.0      /* scaling the gradients by clip / norm: read + write */
 #define EW_MEAN 8.0      /* ranks > 1: scaling the summed gradients by 1 / ranks (train_ep.c scale_grads) */
 
 typedef struct {
@@ -239,10 +237,10 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     ew(&a, EW_NORM * N * C, 0); /* final norm, LM head, cross-entropy */
     gemm(&a, N, C, V, 1, 0);
     ew(&a, EW_SOFTMAX * N * V, 0);
-    /* optimizer step: zero grads (write 4 B), global norm (read 4 B), clip (scale in place: read + write 8 B;
-     * src/train/optimizer.c scales when the norm exceeds the clip, as it does in the early steps the
-     * validation times), AdamW over the parameters this rank
-     * updates (dense + owned experts; docs/dist.md: experts owned elsewhere get no grads and no update) */
+    /* optimizer step: zero grads (write 4 B: a memset under EP, the fused AdamW pass's write of 0 in one
+     * process), global norm (read 4 B), AdamW over the parameters this rank updates (dense + owned experts;
+     * docs/dist.md: experts owned elsewhere get no grads and no update) with the clip's scale applied as it
+     * reads each gradient (src/train/optimizer.c, adamw_update_many: no separate scaling pass) */
     spec_params p;
     spec_params_count(s, &p);
     double P = r->params / 4;                      /* this rank's: dense + experts / ep (expert sharding) */
@@ -251,7 +249,7 @@ umoe_status sim_engine_run(const spec_model *s, const spec_hardware *h, const si
     double dense = P - P_exp / ep;                 /* replicated on every rank: all-reduced over all ranks */
     double opt_bw = h->adamw_bw > 0 ? h->adamw_bw : a.bw; /* bench: adamw_update's own rate (it is the slowest of
                                                            * the element-wise kernels: 7 streams, sqrt, divide) */
-    double t_opt = ((EW_ZERO + EW_NORM_READ + EW_CLIP + (R > 1 ? EW_MEAN : 0)) * P / a.bw + EW_ADAMW * P_owned / opt_bw) *
+    double t_opt = ((EW_ZERO + EW_NORM_READ + (R > 1 ? EW_MEAN : 0)) * P / a.bw + EW_ADAMW * P_owned / opt_bw) *
                    a.slow / a.share;
     /* communication (ranks > 1): EP exchanges per MoE layer, gradient all-reduce, per-step scalars */
     double t_ep = 0, t_sync = 0, t_wait = 0, t_copy = 0;

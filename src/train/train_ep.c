@@ -78,8 +78,9 @@ static int tensor_kind(const ep_run *R, const model_tensor *t) {
 
 /* Global grad norm that does not depend on R, E or the placement: the dense part (equal on every rank after
  * the sync) plus one sum of squares per (MoE slot, expert) taken by its owner, all-reduced over the EP group
- * (every other entry is an exact 0) and added in index order. Then clipping as train_clip_global_norm. */
-static umoe_status clip_grads(ep_run *R, double clip, double *norm_out) {
+ * (every other entry is an exact 0) and added in index order. The clip's scale (train_clip_scale) is applied
+ * by the AdamW pass (adamw_owned), as in train_loop.c. */
+static umoe_status clip_grads(ep_run *R, double clip, double *norm_out, float *scale_out) {
     float *g = model_grads(R->m);
     size_t ne = (size_t)(R->n_moe > 0 ? R->n_moe : 1) * (size_t)R->X;
     double *ex = umoe_calloc(ne, sizeof(double), "expert grad norms");
@@ -96,15 +97,8 @@ static umoe_status clip_grads(ep_run *R, double clip, double *norm_out) {
     umoe_free(ex, ne * sizeof(double));
     if (st) return st;
     double norm = sqrt(sum);
-    if (clip > 0 && norm > clip) {
-        float scale = (float)(clip / (norm + 1e-6));
-        for (int i = 0; i < R->n_t; i++) {
-            const model_tensor *t = &R->t[i];
-            if (tensor_kind(R, t) == 2) continue;
-            for (size_t k = 0; k < t->numel; k++) g[t->offset + k] *= scale;
-        }
-    }
     *norm_out = norm;
+    *scale_out = train_clip_scale(norm, clip);
     return UMOE_OK;
 }
 
@@ -113,15 +107,20 @@ static void scale_grads(ep_run *R, float s) {
     for (int i = 0; i < R->n_t; i++) {
         const model_tensor *t = &R->t[i];
         if (tensor_kind(R, t) == 2) continue;
-        for (size_t k = 0; k < t->numel; k++) g[t->offset + k] *= s;
+        nn_scale_inplace(g + t->offset, t->numel, s); /* over the threads; the same bits as the plain loop */
     }
 }
 
-/* AdamW on dense tensors and the experts this rank owns (with --ep > 1 the model holds no others) */
-static void adamw_owned(ep_run *R, train_adamw *o, double lr, long step) {
+/* AdamW on dense tensors and the experts this rank owns (with --ep > 1 the model holds no others), in one
+ * pass with the clip's scale applied as each gradient is read (the step still starts with model_zero_grad) */
+static void adamw_owned(ep_run *R, train_adamw *o, double lr, long step, float clip_scale) {
+    size_t bytes = (size_t)(R->n_t > 0 ? R->n_t : 1) * sizeof(model_tensor);
+    model_tensor *own = umoe_malloc(bytes, "owned tensors");
+    int n = 0;
     for (int i = 0; i < R->n_t; i++)
-        if (tensor_kind(R, &R->t[i]) != 2)
-            train_adamw_step(o, model_params(R->m), model_grads(R->m), &R->t[i], 1, lr, step);
+        if (tensor_kind(R, &R->t[i]) != 2) own[n++] = R->t[i];
+    train_adamw_step_fused(o, model_params(R->m), model_grads(R->m), own, n, lr, step, clip_scale, 0);
+    umoe_free(own, bytes);
 }
 
 /* A full (unsharded) copy of the model and its AdamW m, v, for the checkpoint's HF layout: batch 1 x 1 token,
@@ -485,9 +484,10 @@ umoe_status train_ep_run(const spec_model *s_in, const train_config *cin, const 
             st = UMOE_EFAIL;
             goto done;
         }
-        if ((st = agree(clip_grads(&R, o->clip, &sm.grad_norm), rank))) goto done;
+        float clip_scale = 1.0f;
+        if ((st = agree(clip_grads(&R, o->clip, &sm.grad_norm, &clip_scale), rank))) goto done;
         sm.lr = train_lr_at(&sched, step);
-        adamw_owned(&R, &opt, sm.lr, step + 1);
+        adamw_owned(&R, &opt, sm.lr, step + 1, clip_scale);
         /* EP metrics of the step: loads over all ranks, per-layer imbalance, bytes and times */
         ep_moe_times tm = *ep_moe_times_get(R.x);
         double rows = tm.rows_recv - tm_prev.rows_recv, exs = tm.expert_s - tm_prev.expert_s;

@@ -1,6 +1,7 @@
 /* train_loop.c - the training loop of one process: load data and (optionally) a checkpoint, then per
- * optimizer step: zero grads, `accum` micro-batches of forward + backward with grad_scale 1/accum (gradient
- * accumulation), global-norm clipping, the scheduled learning rate, AdamW, the aux-loss-free expert-bias
+ * optimizer step: zero grads (first step only: the fused AdamW pass zeroes them as it reads them), `accum`
+ * micro-batches of forward + backward with grad_scale 1/accum (gradient accumulation), the global gradient
+ * norm, the scheduled learning rate, AdamW with the clip's scale folded in, the aux-loss-free expert-bias
  * update, the metrics line, validation and checkpoints on their schedules.
  * A resumed run continues bit-exactly: weights (F32), AdamW m/v, the step and the loader position
  * (generator state included) are all restored, and nothing else carries state between steps.
@@ -174,9 +175,15 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
     LOG_INFO("training \"%s\": %zu parameters, %d x %d tokens x %d micro-batches per step, %llu training and "
              "%llu validation windows", s->name, n_params, o->B, o->T, o->accum,
              (unsigned long long)ld.n_train_win, (unsigned long long)ld.n_val_win);
+    /* The fused optimizer pass zeroes every gradient of the table once it has used it, so after the first step
+     * the gradients are already 0 at the start of a step (when the table covers the whole block, as the
+     * model's layout makes it: checked here, else every step zeroes as before). */
+    size_t table_numel = 0;
+    for (int i = 0; i < n_t; i++) table_numel += tt[i].numel;
+    int fused_zero = table_numel == n_params, grads_zero = 0;
     for (long step = step0; step < o->steps; step++) {
         double t0 = umoe_now();
-        model_zero_grad(m);
+        if (!grads_zero) model_zero_grad(m);
         train_step_metrics sm = {0};
         sm.step = step + 1;
         sm.val_loss = NAN;
@@ -213,9 +220,12 @@ umoe_status train_run(const spec_model *s, const train_config *cin, train_result
             st = UMOE_EFAIL;
             goto done;
         }
-        sm.grad_norm = train_clip_global_norm(model_grads(m), n_params, o->clip);
+        /* global-norm clipping (optimizer.c): the norm here, the scale applied inside the AdamW pass */
+        sm.grad_norm = train_grad_norm(model_grads(m), n_params);
         sm.lr = train_lr_at(&sched, step);
-        train_adamw_step(&opt, model_params(m), model_grads(m), tt, n_t, sm.lr, step + 1);
+        train_adamw_step_fused(&opt, model_params(m), model_grads(m), tt, n_t, sm.lr, step + 1,
+                               train_clip_scale(sm.grad_norm, o->clip), fused_zero);
+        grads_zero = fused_zero;
         /* aux-loss-free balancing (DeepSeek-V3 sec. 2.1.2), on the step's summed loads; no-op without score_bias */
         if (s->score_bias && n_moe > 0 && o->bias_rate > 0) model_score_bias_update(m, load, (float)o->bias_rate);
         double dt = umoe_now() - t0;

@@ -1,5 +1,6 @@
 /* test_nn_optim.c - AdamW against a direct double evaluation of Loshchilov & Hutter's update over several
- * steps (bias correction, decoupled decay), and nn_sumsq (double accumulation, independent of blocks). */
+ * steps (bias correction, decoupled decay), nn_sumsq (double accumulation, independent of blocks), and the
+ * one-pass optimizer adamw_update_many against its naive twin. */
 #include "umoe/nn.h"
 #include "nn_check.h"
 #ifdef UMOE_OPENMP
@@ -95,10 +96,73 @@ static void test_scale_inplace(void) {
     nc_free(ref, n);
 }
 
+/* adamw_update_many (one pass: clip scale folded in, optional zeroing) against its naive twin (scale in
+ * place, adamw_update, memset, tensor by tensor): bit-identical over 3 steps, with 1 and 2 threads, on segments
+ * below and above the parallel threshold, out of order, with a gap that must stay untouched, and decay per
+ * segment; the zeroed gradients are exactly 0; gscale 1 equals plain adamw_update. */
+static void test_adamw_many(void) {
+    umoe_rng rng; umoe_rng_seed(&rng, 93);
+    size_t n = 150011;
+    adamw_segment seg[5] = {{.off = 70000, .n = 80011, .wd = 0.1f}, {.off = 0, .n = 7, .wd = 0.0f},
+                            {.off = 7, .n = 40000, .wd = 0.1f}, {.off = 40007, .n = 0, .wd = 0.1f},
+                            {.off = 40007, .n = 29000, .wd = 0.0f}}; /* 69007..69999: a gap */
+    float *g0 = nc_alloc(n), *p[3], *g[3], *m[3], *v[3];
+    nc_fill(&rng, g0, n, 2);
+#ifdef UMOE_OPENMP
+    int saved = omp_get_max_threads();
+#endif
+    for (int k = 0; k < 3; k++) {
+        p[k] = nc_alloc(n); g[k] = nc_alloc(n); m[k] = nc_alloc(n); v[k] = nc_alloc(n);
+        umoe_rng r2; umoe_rng_seed(&r2, 94);
+        nc_fill(&r2, p[k], n, 1);
+        memset(m[k], 0, n * sizeof(float)); memset(v[k], 0, n * sizeof(float));
+    }
+    for (int t = 1; t <= 3; t++) {
+        float gs = t == 2 ? 1.0f : 0.37f;
+        int zero = t != 3;
+        for (int k = 0; k < 3; k++) {
+            for (size_t i = 0; i < n; i++) g[k][i] = g0[i] * (float)t;
+#ifdef UMOE_OPENMP
+            omp_set_num_threads(k == 2 ? 2 : 1);
+#endif
+            if (k == 0) adamw_update_many_naive(p[k], g[k], m[k], v[k], seg, 5, 1e-3f, 0.9f, 0.95f, 1e-8f, t, gs, zero);
+            else adamw_update_many(p[k], g[k], m[k], v[k], seg, 5, 1e-3f, 0.9f, 0.95f, 1e-8f, t, gs, zero);
+        }
+#ifdef UMOE_OPENMP
+        omp_set_num_threads(saved);
+#endif
+        for (int k = 1; k < 3; k++) {
+            size_t bad = 0;
+            for (size_t i = 0; i < n; i++)
+                bad += p[k][i] != p[0][i] || m[k][i] != m[0][i] || v[k][i] != v[0][i] || g[k][i] != g[0][i];
+            CHECK(bad == 0, "step %d, %d thread(s): %zu elements differ from the naive twin", t, k, bad);
+        }
+        size_t nz = 0, gap = 0;
+        for (size_t i = 0; i < n; i++) {
+            int in_gap = i >= 69007 && i < 70000;
+            if (in_gap) gap += g[1][i] != g0[i] * (float)t || m[1][i] != 0 || p[1][i] != p[0][i];
+            else if (zero) nz += g[1][i] != 0.0f;
+        }
+        CHECK(nz == 0, "step %d: %zu gradients not zeroed", t, nz);
+        CHECK(gap == 0, "step %d: %zu elements of the gap touched", t, gap);
+    }
+    /* gscale 1, no zeroing, one segment = adamw_update */
+    float q[3][9], gq[9], mq[2][9] = {{0}}, vq[2][9] = {{0}};
+    for (int i = 0; i < 9; i++) { q[0][i] = q[1][i] = 0.1f * (float)i; gq[i] = 0.3f - 0.07f * (float)i; }
+    adamw_segment one = {.off = 0, .n = 9, .wd = 0.1f};
+    adamw_update(q[0], gq, mq[0], vq[0], 9, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+    adamw_update_many(q[1], gq, mq[1], vq[1], &one, 1, 1e-2f, 0.9f, 0.95f, 1e-8f, 1, 1.0f, 0);
+    CHECK(!memcmp(q[0], q[1], sizeof q[0]) && !memcmp(mq[0], mq[1], sizeof mq[0]), "gscale 1 = adamw_update");
+    CHECK(gq[8] == 0.3f - 0.07f * 8.0f, "no zeroing: the gradient is left as it was");
+    for (int k = 0; k < 3; k++) { nc_free(p[k], n); nc_free(g[k], n); nc_free(m[k], n); nc_free(v[k], n); }
+    nc_free(g0, n);
+}
+
 int main(void) {
     RUN(test_adamw_reference);
     RUN(test_adamw_properties);
     RUN(test_sumsq);
     RUN(test_scale_inplace);
+    RUN(test_adamw_many);
     TEST_MAIN_END();
 }

@@ -161,11 +161,11 @@ static void test_cache_rate(void) {
     h.cache_bw = 0; /* a spec without the field (older benches, presets): the DRAM rate everywhere */
     CHECK(sim_engine_run(&s, &h, &c, &some) == UMOE_OK, "cache_bw 0");
     CHECK_CLOSE(some.elementwise_s, dram.elementwise_s, 1e-12, 0, "cache_bw 0 = no cache rate");
-    /* adamw_bw: AdamW's 28 B/param at its own rate, zero + norm + clip (16 B/param) stay at hbm_bw x mem_eff */
+    /* adamw_bw: AdamW's 28 B/param at its own rate, zero + norm (8 B/param) stay at hbm_bw x mem_eff */
     h.adamw_bw = h.hbm_bw * h.mem_eff / 2;
     sim_engine_result o;
     CHECK(sim_engine_run(&s, &h, &c, &o) == UMOE_OK, "adamw_bw");
-    CHECK_CLOSE(o.optimizer_s, dram.optimizer_s * (16 + 2 * 28) / 44.0, 1e-9, 0, "AdamW at half the rate");
+    CHECK_CLOSE(o.optimizer_s, dram.optimizer_s * (8 + 2 * 28) / 36.0, 1e-9, 0, "AdamW at half the rate");
     CHECK_CLOSE(o.elementwise_s, dram.elementwise_s, 1e-12, 0, "adamw_bw leaves element-wise kernels alone");
 }
 
@@ -211,8 +211,8 @@ static void test_ep_copies(void) {
     h.adamw_bw = 0; /* AdamW at the DRAM rate too */
     CHECK(sim_engine_run(&s, &h, &c1, &ep2) == UMOE_OK, "ep 2 again");
     double P = ep2.params / 4;
-    CHECK_CLOSE(ep2.optimizer_s, (16 + 8 + 28) * P * slow / (bw * share), 1e-9, 0,
-                "optimizer: zero + norm + clip 16, the 1/ranks scaling 8, AdamW 28 B/param");
+    CHECK_CLOSE(ep2.optimizer_s, (8 + 8 + 28) * P * slow / (bw * share), 1e-9, 0,
+                "optimizer: zero + norm 8 (the clip's scale is inside AdamW), the 1/ranks scaling 8, AdamW 28 B/param");
 }
 
 /* attn_eff_seq: the attention core at the run's sequence length, forward at that efficiency, backward at that

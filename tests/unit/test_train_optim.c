@@ -1,7 +1,8 @@
 /* test_train_optim.c - global-norm clipping and the AdamW step over a tensor table: the returned norm is the
  * norm before clipping, clipped gradients have norm `clip` (Pascanu et al. 2013), small ones are untouched;
  * weight decay applies only to tensors marked decay; the aux-loss-free bias tensor is never touched by AdamW;
- * the first AdamW step moves every coordinate by lr (Adam's bias correction makes |mhat/sqrt(vhat)| = 1). */
+ * the first AdamW step moves every coordinate by lr (Adam's bias correction makes |mhat/sqrt(vhat)| = 1);
+ * the fused step (clip scale inside the AdamW pass, gradients zeroed) equals clipping then stepping. */
 #include <string.h>
 #include "test.h"
 #include "umoe/train.h"
@@ -47,8 +48,44 @@ static void test_adamw_table(void) {
     train_adamw_free(&o2);
 }
 
+/* the fused step = clipping in place then train_adamw_step, bit for bit, and with zero_grads every gradient of
+ * the table (the bias's included) is 0 afterwards */
+static void test_adamw_fused(void) {
+    model_tensor t[3];
+    memset(t, 0, sizeof t);
+    snprintf(t[0].name, sizeof t[0].name, "model.layers.1.mlp.gate.weight");
+    t[0].numel = 4; t[0].offset = 0; t[0].decay = 1;
+    snprintf(t[1].name, sizeof t[1].name, "model.layers.1.mlp.gate.e_score_correction_bias");
+    t[1].numel = 2; t[1].offset = 4; t[1].decay = 0;
+    snprintf(t[2].name, sizeof t[2].name, "model.norm.weight");
+    t[2].numel = 3; t[2].offset = 6; t[2].decay = 0;
+    float p0[9] = {1, -1, 0.5f, 2, 0.3f, -0.3f, 1, 1, 1}, p1[9], g0[9] = {3, -4, 0.5f, 1e-3f, 5, 5, 7, -2, 0.25f}, g1[9];
+    memcpy(p1, p0, sizeof p0);
+    memcpy(g1, g0, sizeof g0);
+    train_adamw a, b;
+    train_adamw_init(&a, 9, 0.9, 0.95, 1e-8, 0.1);
+    train_adamw_init(&b, 9, 0.9, 0.95, 1e-8, 0.1);
+    for (int step = 1; step <= 2; step++) {
+        double na = train_clip_global_norm(g0, 9, 1.0);
+        train_adamw_step(&a, p0, g0, t, 3, 0.01, step);
+        double nb = train_grad_norm(g1, 9);
+        float s = train_clip_scale(nb, 1.0);
+        CHECK(na == nb, "the same norm");
+        CHECK(s == (float)(1.0 / (nb + 1e-6)), "the clip's scale");
+        train_adamw_step_fused(&b, p1, g1, t, 3, 0.01, step, s, 1);
+        CHECK(!memcmp(p0, p1, sizeof p0) && !memcmp(a.m, b.m, 9 * sizeof(float)) &&
+                  !memcmp(a.v, b.v, 9 * sizeof(float)), "step %d: fused = clip then step, bit for bit", step);
+        for (int i = 0; i < 9; i++) CHECK(g1[i] == 0.0f, "gradient %d zeroed (%g)", i, g1[i]);
+        for (int i = 0; i < 9; i++) g1[i] = g0[i] = (float)(i + step) * 0.5f - 2.0f; /* next step's gradients */
+    }
+    CHECK(train_clip_scale(0.5, 1.0) == 1.0f && train_clip_scale(5.0, 0.0) == 1.0f, "no clipping: scale 1");
+    train_adamw_free(&a);
+    train_adamw_free(&b);
+}
+
 int main(void) {
     RUN(test_clip);
     RUN(test_adamw_table);
+    RUN(test_adamw_fused);
     TEST_MAIN_END();
 }
