@@ -182,6 +182,35 @@ static int run_bench(const char *hw, int pin) {
     return 0;
 }
 
+/* The runtime's resident share per process (the spec's mem_reserved: code, libraries, OpenBLAS and MPI
+ * buffers) depends on the rank count: Open MPI maps shared-memory segments per peer, and a plain process
+ * maps none. Measured with a quick bench at `ranks` ranks (a plain process bound to `cpu` for 1, mpirun
+ * otherwise; the spec's other figures are not used): *out = its mem_reserved, or unchanged when it fails. */
+static void measure_reserved(const char *hw, int ranks, int cpu, double *out) {
+    char path[4150], log[4200];
+    snprintf(path, sizeof path, "%s.reserved-%d.json", hw, ranks);
+    snprintf(log, sizeof log, "%s.log", path);
+    argvec a = {.n = 0};
+    if (ranks > 1) mpirun_prefix(&a, ranks, 0);
+    arg(&a, "%s", self_exe());
+    arg(&a, "%s", "bench");
+    arg(&a, "%s", "--quick");
+    arg(&a, "%s", "--out");
+    arg(&a, "%s", path);
+    spec_hardware r;
+    if (spawn(a.v, log, NULL, NULL, 1, NULL, NULL, 0, NULL, ranks == 1 ? cpu : -1) == 0 &&
+        spec_hardware_load(path, &r) == UMOE_OK && r.mem_reserved > 0) {
+        *out = r.mem_reserved;
+        LOG_INFO("validate --engine: the runtime's resident share at %d rank(s): %.1f MB per process", ranks,
+                 r.mem_reserved / 1e6);
+        unlink(log);
+    } else {
+        LOG_WARN("validate --engine: measuring mem_reserved at %d rank(s) failed (output in %s); the spec's is used",
+                 ranks, log);
+    }
+    unlink(path);
+}
+
 /* ------------------------------------------------------------------ the set of runs */
 typedef struct {
     int steps, warmup;
@@ -504,6 +533,15 @@ int cmd_validate_engine(int argc, char **argv) {
         rc = UMOE_EXIT_FAIL;
     }
     double cores = cpu_cores();
+    /* mem_reserved per rank count (index = ranks): the spec's is the 2-rank bench's (or 1 without mpirun);
+     * the other counts of the set are measured once when this command measures the spec */
+    double reserved[65] = {0};
+    if (!rc && (bench || pin >= 0))
+        for (int i = 0; i < S->n; i++) {
+            int R = S->rows[i].ranks, spec_R = have_mpirun() ? 2 : 1;
+            if (R == spec_R || R > 64 || reserved[R] > 0 || (R > 1 && !have_mpirun())) continue;
+            measure_reserved(hw, R, pin, &reserved[R]);
+        }
     int failed = 0, have_after = 0;
     spec_hardware h_after = h;
     for (int k = 0; !rc && k < rounds * S->n; k++) {
@@ -534,6 +572,7 @@ int cmd_validate_engine(int argc, char **argv) {
         sim_engine_result after;
         spec_hardware hb = h, ha = h_after;
         if (pin >= 0 && e->ranks == 1) hb.rank_time_mean = ha.rank_time_mean = 1; /* rank 0's core: its own rates */
+        if (e->ranks <= 64 && reserved[e->ranks] > 0) hb.mem_reserved = ha.mem_reserved = reserved[e->ranks];
         if (sim_engine_run(&models[i], &hb, &c, &e->pred) || (bench_each && sim_engine_run(&models[i], &ha, &c, &after))) {
             e->ok = 0;
             snprintf(e->reason, sizeof e->reason, "simulator: %.300s", umoe_err);

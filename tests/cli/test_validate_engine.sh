@@ -87,6 +87,22 @@ check("engine: step-time medians finite", fin(s["step_median_abs_error"]) and fi
       and fin(s["step_fastest_median_abs_error"]), str(s))
 EOF
 
+# mem_reserved per rank count: when MPI runs, the spec is the 2-rank bench's and the set's single-process (and
+# 4-rank) rows are predicted with the share measured at their own rank count, as logged
+if command -v mpirun >/dev/null 2>&1 && [ "${USE_MPI:-1}" != 0 ]; then
+python3 - "$tmp/out.json" "$tmp/err.txt" <<'EOF5'
+import json, re, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+logged = {int(m.group(1)): float(m.group(2)) for m in
+          re.finditer(r"resident share at (\d+) rank\(s\): ([0-9.]+) MB", open(sys.argv[2]).read())}
+singles = [r for r in rows if r["ranks"] == 1 and r["status"] == "ok"]
+ok = 1 in logged and singles and all(abs((r["predicted_peak_rss"] - r["predicted_alloc_peak"]) / 1e6 - logged[1]) < 0.06
+                                     for r in singles)
+print(("PASS" if ok else "FAIL") + " engine: single-process rows use the 1-rank mem_reserved" +
+      ("" if ok else ": %s %s" % (logged, [(r["predicted_peak_rss"] - r["predicted_alloc_peak"]) / 1e6 for r in singles])))
+EOF5
+fi
+
 # the table: header, a row per run, the summary line
 echo '{"steps": 3, "warmup": 1, "runs": [{"id": "t1", "model": "tiny-moe", "batch": 2}]}' > "$tmp/one.json"
 expect_out "engine: table" "t1 .*\\|.*runs, 1 ok" sh -c "$UMOE validate --engine --set $tmp/one.json --hw $tmp/local.json | tr '\n' ' '"
