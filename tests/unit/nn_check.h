@@ -12,6 +12,9 @@
 #include <math.h>
 #include <string.h>
 #include "test.h"
+#ifdef UMOE_OPENMP
+#include <omp.h>
+#endif
 
 static inline void nc_fill(umoe_rng *r, float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(scale * (2.0 * umoe_rng_uniform(r) - 1.0));
@@ -71,6 +74,13 @@ static inline int nc_gradcheck(const char *what, nc_loss_fn loss, void *ctx, flo
     return fails;
 }
 
+/* OpenMP threads for the kernels that follow (a no-op without OpenMP) */
+static inline void nc_set_threads(int t) {
+#ifdef UMOE_OPENMP
+    omp_set_num_threads(t);
+#endif
+    (void)t;
+}
 static inline float *nc_alloc(size_t n) { return umoe_calloc(n ? n : 1, sizeof(float), "test tensor"); }
 static inline void nc_free(float *p, size_t n) { umoe_free(p, (n ? n : 1) * sizeof(float)); }
 #endif

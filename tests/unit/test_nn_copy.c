@@ -5,16 +5,7 @@
 #include <string.h>
 #include "umoe/nn.h"
 #include "nn_check.h"
-#ifdef UMOE_OPENMP
-#include <omp.h>
-#endif
 
-static void set_threads(int t) {
-#ifdef UMOE_OPENMP
-    omp_set_num_threads(t);
-#endif
-    (void)t;
-}
 
 #define SAME(a, b, n, what) CHECK(memcmp(a, b, (n) * sizeof(float)) == 0, "%s differs from the naive twin", what)
 
@@ -26,24 +17,24 @@ static void check_shape(umoe_rng *rng, size_t rows, size_t cols, size_t lds, siz
     nc_fill(rng, y, ns, 2);
     nc_fill(rng, d0, nd, 1);
     memcpy(d1, d0, nd * sizeof(float));
-    set_threads(t);
+    nc_set_threads(t);
     nn_copy_rows(d1, ldd, src, lds, rows, cols);
-    set_threads(1);
+    nc_set_threads(1);
     nn_copy_rows_naive(d0, ldd, src, lds, rows, cols);
     SAME(d1, d0, nd, "nn_copy_rows");
-    set_threads(t);
+    nc_set_threads(t);
     nn_add_rows(d1, ldd, y, lds, rows, cols);
-    set_threads(1);
+    nc_set_threads(1);
     nn_add_rows_naive(d0, ldd, y, lds, rows, cols);
     SAME(d1, d0, nd, "nn_add_rows");
-    set_threads(t);
+    nc_set_threads(t);
     nn_add(d1, d1, src, nd < ns ? nd : ns); /* out aliases x */
-    set_threads(1);
+    nc_set_threads(1);
     nn_add_naive(d0, d0, src, nd < ns ? nd : ns);
     SAME(d1, d0, nd, "nn_add");
-    set_threads(t);
+    nc_set_threads(t);
     nn_zero(d1 + 1, nd - 2);
-    set_threads(1);
+    nc_set_threads(1);
     nn_zero_naive(d0 + 1, nd - 2);
     SAME(d1, d0, nd, "nn_zero");
     CHECK(d1[0] == d0[0] && d1[0] != 0.0f, "nn_zero wrote before its range");
@@ -63,7 +54,7 @@ static void test_copy_kernels(void) {
         check_shape(&rng, 3, 5, 7, 5, t);          /* small: the calling thread */
         check_shape(&rng, 1, 1, 1, 1, t);
     }
-    set_threads(saved);
+    nc_set_threads(saved);
     /* empty calls touch nothing */
     float x[4] = {1, 2, 3, 4}, z[4] = {5, 6, 7, 8};
     nn_copy_rows(x, 2, z, 2, 0, 2);

@@ -5,16 +5,7 @@
  * depend on buffer alignment. */
 #include "umoe/nn.h"
 #include "nn_check.h"
-#ifdef UMOE_OPENMP
-#include <omp.h>
-#endif
 
-static void set_threads(int t) {
-#ifdef UMOE_OPENMP
-    omp_set_num_threads(t);
-#endif
-    (void)t;
-}
 
 #define SAME(a, b, n, what) CHECK(memcmp(a, b, (n) * sizeof(float)) == 0, "%s differs between 1 and 2 threads", what)
 
@@ -25,7 +16,7 @@ static void test_threads_elementwise(void) {
     float *o[2], *dg[2], *du[2], *dgu[2], *p[2], *m[2], *v[2];
     nc_fill(&rng, g, n, 3); nc_fill(&rng, u, n, 1); nc_fill(&rng, d, n, 1); nc_fill(&rng, gu, 2 * n, 3);
     for (int t = 0; t < 2; t++) {
-        set_threads(t + 1);
+        nc_set_threads(t + 1);
         o[t] = nc_alloc(n); dg[t] = nc_alloc(n); du[t] = nc_alloc(n); dgu[t] = nc_alloc(2 * n);
         p[t] = nc_alloc(n); m[t] = nc_alloc(n); v[t] = nc_alloc(n);
         swiglu_forward(o[t], g, u, n);
@@ -41,7 +32,7 @@ static void test_threads_elementwise(void) {
         nc_free(p[t], n); nc_free(m[t], n); nc_free(v[t], n);
     }
     nc_free(g, n); nc_free(u, n); nc_free(d, n); nc_free(gu, 2 * n);
-    set_threads(1);
+    nc_set_threads(1);
 }
 
 static void test_threads_rows(void) {
@@ -56,7 +47,7 @@ static void test_threads_rows(void) {
     for (size_t i = 0; i < N; i++) tgt[i] = (int32_t)(umoe_rng_u64(&rng) % V) - (i % 7 == 0 ? 300 : 0);
     float *o[2], *rs[2], *dx[2], *ls[2], *dl[2], *sc[2], *rw[2], *drl[2], *rows[2], *y[2], *drows[2], *dwa[2], *rp[2];
     for (int t = 0; t < 2; t++) {
-        set_threads(t + 1);
+        nc_set_threads(t + 1);
         o[t] = nc_alloc(N * C); rs[t] = nc_alloc(N); dx[t] = nc_alloc(N * C); ls[t] = nc_alloc(N);
         dl[t] = nc_alloc(N * V); sc[t] = nc_alloc(N * E); rw[t] = nc_alloc(NK); drl[t] = nc_alloc(N * E);
         rows[t] = nc_alloc(NK * C); y[t] = nc_alloc(N * C); drows[t] = nc_alloc(NK * C); dwa[t] = nc_alloc(NK);
@@ -91,7 +82,7 @@ static void test_threads_rows(void) {
     nc_free(x, N * C); nc_free(w, C); nc_free(dout, N * C); nc_free(logits, N * V); nc_free(rl, N * E);
     nc_free(dloss, N); nc_free(rdw, NK); nc_free(big, NK * C);
     umoe_free(tgt, N * sizeof(int32_t)); umoe_free(order, NK * sizeof(int32_t));
-    set_threads(1);
+    nc_set_threads(1);
 }
 
 /* attention (parallel over heads and blocks forward, over kv heads backward) */
@@ -103,7 +94,7 @@ static void test_threads_attention(void) {
     nc_fill(&rng, q, nq, 2); nc_fill(&rng, k, nk, 1); nc_fill(&rng, v, nv, 1); nc_fill(&rng, d, no, 1);
     float *o[2], *l[2], *dq[2], *dk[2], *dv[2];
     for (int t = 0; t < 2; t++) {
-        set_threads(t + 1);
+        nc_set_threads(t + 1);
         o[t] = nc_alloc(no); l[t] = nc_alloc(B * H * T); dq[t] = nc_alloc(nq); dk[t] = nc_alloc(nk); dv[t] = nc_alloc(nv);
         attention_forward(o[t], l[t], q, k, v, B, T, H, Hk, Dk, Dv, 0.25f);
         attention_backward(dq[t], dk[t], dv[t], d, q, k, v, o[t], l[t], B, T, H, Hk, Dk, Dv, 0.25f);
@@ -114,7 +105,7 @@ static void test_threads_attention(void) {
         nc_free(o[t], no); nc_free(l[t], B * H * T); nc_free(dq[t], nq); nc_free(dk[t], nk); nc_free(dv[t], nv);
     }
     nc_free(q, nq); nc_free(k, nk); nc_free(v, nv); nc_free(d, no);
-    set_threads(1);
+    nc_set_threads(1);
 }
 
 /* the same inputs at buffer offsets 0..15 floats (every 64-byte alignment) give the same bits: the sums are
@@ -132,7 +123,7 @@ static void test_threads_matmul(void) {
         nc_fill(&rng, in, N * C, 1); nc_fill(&rng, w, O * C, 1); nc_fill(&rng, b, O, 1); nc_fill(&rng, d, N * O, 1);
         float *o[2], *di[2], *dw[2], *db[2];
         for (int t = 0; t < 2; t++) {
-            set_threads(t + 1);
+            nc_set_threads(t + 1);
             o[t] = nc_alloc(N * O); di[t] = nc_alloc(N * C); dw[t] = nc_alloc(O * C); db[t] = nc_alloc(O);
             nc_fill(&rng, di[t], N * C, 1); /* overwritten by backward_set */
             matmul_forward(o[t], in, w, b, N, C, O);
@@ -150,7 +141,7 @@ static void test_threads_matmul(void) {
         for (int t = 0; t < 2; t++) { nc_free(o[t], N * O); nc_free(di[t], N * C); nc_free(dw[t], O * C); nc_free(db[t], O); }
         nc_free(in, N * C); nc_free(w, O * C); nc_free(b, O); nc_free(d, N * O);
     }
-    set_threads(1);
+    nc_set_threads(1);
 }
 
 static void test_alignment_independent(void) {
