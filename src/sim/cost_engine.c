@@ -96,16 +96,14 @@ static double ew_once(const acc *a, double bytes) {
  * stage A sends (tokens x nodes touched). Each copy reads and writes a row of C floats: EW_COPY per element. */
 static double ep_copy_time(const acc *a, double C, double n_send, double n_recv, double tok_rows, int multi_local,
                            int identity, int hier) {
-    double per_exch = (multi_local ? n_recv : 0) + (identity ? 0 : n_send); /* rows copied by one flat exchange */
     double t = 0;
     for (int x = 0; x < 4; x++) {
-        if (x == 0 && hier) /* forward dispatch, hierarchical: stage A gather, stage B expansion, receive layout */
-            t += ew_once(a, EW_COPY * tok_rows * C) + ew_once(a, EW_COPY * n_recv * C) +
-                 ew_once(a, EW_COPY * n_recv * C);
-        else if (per_exch > 0) {
-            if (multi_local) t += ew_once(a, EW_COPY * n_recv * C);
-            if (!identity) t += ew_once(a, EW_COPY * n_send * C);
+        if (x == 0 && hier) { /* forward dispatch, hierarchical: stage A gather, stage B expansion, receive layout */
+            t += ew_once(a, EW_COPY * tok_rows * C) + 2 * ew_once(a, EW_COPY * n_recv * C);
+            continue;
         }
+        if (multi_local) t += ew_once(a, EW_COPY * n_recv * C); /* receive staging <-> receive layout */
+        if (!identity) t += ew_once(a, EW_COPY * n_send * C);   /* packing by destination */
     }
     return t;
 }
