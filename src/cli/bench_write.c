@@ -148,6 +148,16 @@ static void put_tier(json_writer *w, const char *key, const bench_comm_tier *t) 
     jw_obj_close(w);
 }
 
+/* "forward" and "backward" objects with the two timings' statistics */
+static void put_fwd_bwd(json_writer *w, const bench_stat *fwd, const bench_stat *bwd) {
+    jw_obj_open(w, "forward");
+    put_stat(w, fwd);
+    jw_obj_close(w);
+    jw_obj_open(w, "backward");
+    put_stat(w, bwd);
+    jw_obj_close(w);
+}
+
 static void put_measurements(json_writer *w, const bench_run *run, const bench_all *b) {
     char buf[256];
     jw_obj_open(w, "_measurements");
@@ -236,12 +246,7 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
     jw_int(w, "H", (long long)a->H);
     jw_int(w, "D", (long long)a->D);
     jw_num(w, "causal_flops", a->causal_flops);
-    jw_obj_open(w, "forward");
-    put_stat(w, &a->fwd);
-    jw_obj_close(w);
-    jw_obj_open(w, "backward");
-    put_stat(w, &a->bwd);
-    jw_obj_close(w);
+    put_fwd_bwd(w, &a->fwd, &a->bwd);
     jw_num(w, "eff", a->eff);
     jw_bool(w, "eff_clamped", a->clamped);
     jw_num(w, "backward_over_forward", a->bwd_over_fwd);
@@ -250,12 +255,7 @@ static void put_measurements(json_writer *w, const bench_run *run, const bench_a
         jw_obj_open(w, NULL);
         jw_int(w, "B", (long long)a->seq_B[i]);
         jw_int(w, "T", (long long)a->seq_T[i]);
-        jw_obj_open(w, "forward");
-        put_stat(w, &a->seq_fwd[i]);
-        jw_obj_close(w);
-        jw_obj_open(w, "backward");
-        put_stat(w, &a->seq_bwd[i]);
-        jw_obj_close(w);
+        put_fwd_bwd(w, &a->seq_fwd[i], &a->seq_bwd[i]);
         jw_num(w, "eff", a->seq_eff[i]);
         jw_num(w, "backward_over_forward", a->seq_bwd_over_fwd[i]);
         jw_obj_close(w);

@@ -161,13 +161,19 @@ static void mpirun_prefix(argvec *a, int np, int bind) {
 
 /* The full bench (the quick grid is too noisy to predict step times with, docs/engine-validation.md).
  * pin: the bench's ranks bound to one core each, so rank 0's figures (the spec's rates) are the first core's */
+/* argv of `[mpirun -np ranks] umoe bench [--quick] --out out` (a plain process for ranks 1) */
+static void bench_argv(argvec *a, int ranks, int bind, int quick, const char *out) {
+    if (ranks > 1) mpirun_prefix(a, ranks, bind);
+    arg(a, "%s", self_exe());
+    arg(a, "%s", "bench");
+    if (quick) arg(a, "%s", "--quick");
+    arg(a, "%s", "--out");
+    arg(a, "%s", out);
+}
+
 static int run_bench(const char *hw, int pin) {
     argvec a = {.n = 0};
-    if (have_mpirun()) mpirun_prefix(&a, 2, pin);
-    arg(&a, "%s", self_exe());
-    arg(&a, "%s", "bench");
-    arg(&a, "%s", "--out");
-    arg(&a, "%s", hw);
+    bench_argv(&a, have_mpirun() ? 2 : 1, pin, 0, hw);
     fprintf(stderr, "umoe validate: %s%s; measuring this machine first: %sumoe bench --out %s\n", hw,
             file_exists(hw) ? " (--bench)" : " does not exist", have_mpirun() ? "mpirun -np 2 " : "", hw);
     char log[4200];
@@ -191,12 +197,7 @@ static void measure_reserved(const char *hw, int ranks, int cpu, double *out) {
     snprintf(path, sizeof path, "%s.reserved-%d.json", hw, ranks);
     snprintf(log, sizeof log, "%s.log", path);
     argvec a = {.n = 0};
-    if (ranks > 1) mpirun_prefix(&a, ranks, 0);
-    arg(&a, "%s", self_exe());
-    arg(&a, "%s", "bench");
-    arg(&a, "%s", "--quick");
-    arg(&a, "%s", "--out");
-    arg(&a, "%s", path);
+    bench_argv(&a, ranks, 0, 1, path);
     spec_hardware r;
     if (spawn(a.v, log, NULL, NULL, 1, NULL, NULL, 0, NULL, ranks == 1 ? cpu : -1) == 0 &&
         spec_hardware_load(path, &r) == UMOE_OK && r.mem_reserved > 0) {

@@ -8,10 +8,6 @@
 #include "umoe/json.h"
 #include "validate_engine.h"
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 /* median of |v| over the ok rows */
 static double med_abs(const engine_row *r, int n, size_t off, int *count) {
     double v[64];
@@ -22,9 +18,7 @@ static double med_abs(const engine_row *r, int n, size_t off, int *count) {
         if (isfinite(x)) v[k++] = fabs(x);
     }
     if (count) *count = k;
-    if (!k) return NAN;
-    qsort(v, (size_t)k, sizeof *v, cmp_dbl);
-    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+    return k ? umoe_median(v, k) : NAN;
 }
 static double max_abs(const engine_row *r, int n, size_t off) {
     double m = NAN;
@@ -43,9 +37,7 @@ static double round_med(const engine_row *r, int n, int j) {
     for (int i = 0; i < n && k < 64; i++)
         if (r[i].ok && r[i].n_rounds > j && r[i].round_meas[j] > 0)
             v[k++] = fabs(r[i].round_pred[j] / r[i].round_meas[j] - 1);
-    if (!k) return NAN;
-    qsort(v, (size_t)k, sizeof *v, cmp_dbl);
-    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+    return k ? umoe_median(v, k) : NAN;
 }
 
 void engine_report_print(const engine_row *rows, int n, const char *hw, int json, double cores, int rounds) {

@@ -56,6 +56,12 @@ static void test_arena_matches_engine(void) {
     check_arena(&s, 2, "mla q_lora 0 score_bias");
 }
 
+/* one process, one thread on a 2-core host, batch 4 of the model's T */
+static void one_process(sim_engine_config *c, const spec_model *s) {
+    memset(c, 0, sizeof *c);
+    c->ranks = 1; c->ep = 1; c->batch = 4; c->T = s->T; c->cores = 2; c->threads = 1;
+}
+
 static spec_hardware hw(void) {
     spec_hardware h;
     memset(&h, 0, sizeof h);
@@ -77,8 +83,7 @@ static void test_time_model(void) {
     test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
     spec_hardware h = hw();
     sim_engine_config c;
-    memset(&c, 0, sizeof c);
-    c.ranks = 1; c.ep = 1; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    one_process(&c, &s);
     sim_engine_result a, b, f;
     CHECK(sim_engine_run(&s, &h, &c, &a) == UMOE_OK, "run: %s", umoe_err);
     CHECK(a.step_s > 0 && a.gemm_s > 0 && a.attn_s > 0 && a.elementwise_s > 0 && a.optimizer_s > 0, "parts > 0");
@@ -141,8 +146,7 @@ static void test_cache_rate(void) {
     test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
     spec_hardware h = hw();
     sim_engine_config c;
-    memset(&c, 0, sizeof c);
-    c.ranks = 1; c.ep = 1; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    one_process(&c, &s);
     sim_engine_result dram, all, none, some;
     CHECK(sim_engine_run(&s, &h, &c, &dram) == UMOE_OK, "no cache rate: %s", umoe_err);
     h.cache_bw = 4 * h.hbm_bw * h.mem_eff;
@@ -179,8 +183,8 @@ static void test_ep_copies(void) {
     spec_hardware h = hw();
     double bw = h.hbm_bw * h.mem_eff;
     sim_engine_config c;
-    memset(&c, 0, sizeof c);
-    c.ranks = 2; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    one_process(&c, &s);
+    c.ranks = 2; c.ep = 0;
     int n_moe = 0;
     for (int l = 0; l < s.L + s.mtp; l++) n_moe += s.E > 0 && l >= s.first_k_dense;
     CHECK(n_moe > 0 && s.E >= 4, "the tiny spec has MoE layers and at least 4 experts");
@@ -222,8 +226,7 @@ static void test_attn_seq(void) {
     test_spec_tiny(&s, SPEC_ATTN_MLA, SPEC_NORM_SANDWICH);
     spec_hardware h = hw();
     sim_engine_config c;
-    memset(&c, 0, sizeof c);
-    c.ranks = 1; c.ep = 1; c.batch = 4; c.T = s.T; c.cores = 2; c.threads = 1;
+    one_process(&c, &s);
     sim_engine_result plain, tab;
     CHECK(sim_engine_run(&s, &h, &c, &plain) == UMOE_OK, "no table: %s", umoe_err);
     h.n_attn_seq = 2;
